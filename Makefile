@@ -1,0 +1,35 @@
+# Two commands do all the setup on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.imface-installed
+DEMO_OUT ?= demo_out
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-slow bench clean-demo
+
+setup: $(STAMP)
+
+# The venv sees system site-packages so an already-installed torch is kept, never replaced.
+# torch==2.13.0 (CPU build on this machine) is installed first only when no torch imports,
+# so the unpinned `torch>=2.2` requirement can never pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv --system-site-packages $(VENV)
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "torch==2.13.0"
+	$(BIN)/python -m pip install -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/imface --threads 2 demo --out $(DEMO_OUT)
+
+test: setup
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python bench/preprocess.py
+
+clean-demo:
+	rm -rf $(DEMO_OUT)

@@ -1,0 +1,49 @@
+"""The ``imface`` command: one subcommand per job. The CLI only parses and prints."""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from imface.errors import ImfaceError
+from imface.threads import set_threads
+
+app = typer.Typer(
+    name="imface",
+    help="ImFace: implicit-neural 3D morphable face models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _global_options(
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="Threads for torch, BLAS and worker pools together (default: all cores)."
+    ),
+) -> None:
+    set_threads(threads)
+
+
+def _register() -> None:
+    # Imported here so ``imface --help`` stays quick and each verb owns its module.
+    from imface.cli import data_cmd, preprocess_cmd, check_cmd
+
+    app.add_typer(data_cmd.app, name="data", help="Built-in face data.")
+    app.command("preprocess")(preprocess_cmd.preprocess)
+    app.command("check-data")(check_cmd.check_data)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    _register()
+    try:
+        app(args=argv)
+    except ImfaceError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Reading and writing: meshes, landmarks, manifests, atomic file output."""

@@ -1,0 +1,32 @@
+"""One knob for CPU parallelism: torch intra-op threads, BLAS pools and worker counts."""
+from __future__ import annotations
+
+import os
+
+_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def set_threads(n: int | None) -> int:
+    """Use ``n`` threads everywhere (``None``: all cores). Returns the count in force.
+
+    Call it early: BLAS pools read the environment when they start, so the variables
+    are set for child processes, and threadpoolctl-style limits are applied to the
+    pools that are already loaded through torch.
+    """
+    count = (os.cpu_count() or 1) if n is None else max(1, int(n))
+    for var in _ENV_VARS:
+        os.environ[var] = str(count)
+    os.environ["IMFACE_THREADS"] = str(count)
+    try:
+        import torch
+
+        torch.set_num_threads(count)
+    except ImportError:  # torch is a hard dependency, but threads must not need it
+        pass
+    return count
+
+
+def get_threads() -> int:
+    """The thread count set by :func:`set_threads` (or all cores)."""
+    value = os.environ.get("IMFACE_THREADS")
+    return int(value) if value else (os.cpu_count() or 1)
