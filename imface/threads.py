@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import os
 
-_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+# libigl ignores OMP_NUM_THREADS and reads IGL_NUM_THREADS before its first parallel call.
+_ENV_VARS = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "IGL_NUM_THREADS",
+)
 
 
 def set_threads(n: int | None) -> int:
