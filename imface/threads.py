@@ -37,3 +37,9 @@ def get_threads() -> int:
     """The thread count set by :func:`set_threads` (or all cores)."""
     value = os.environ.get("IMFACE_THREADS")
     return int(value) if value else (os.cpu_count() or 1)
+
+
+def init_worker_process() -> None:
+    """Initializer for process pools: the pool gives the parallelism, so each worker
+    uses one thread (no oversubscription of the cores)."""
+    set_threads(1)

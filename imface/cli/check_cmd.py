@@ -11,11 +11,12 @@ def check_data(
     max_surface_checks: int = typer.Option(
         20_000, "--max-surface-checks", min=1, help="Surface points per scan checked against mesh.ply."
     ),
+    workers: int = typer.Option(1, "--workers", min=1, help="Processes checking scans in parallel."),
 ) -> None:
     """Check a processed dataset: shapes, finite values, SDF signs, landmarks, neutral scans."""
     from imface.data.check import check_dataset
 
-    report = check_dataset(data_dir, max_surface_checks=max_surface_checks)
+    report = check_dataset(data_dir, max_surface_checks=max_surface_checks, workers=workers)
     typer.echo(report.format())
     if not report.ok:
         raise typer.Exit(2)

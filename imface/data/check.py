@@ -188,22 +188,36 @@ def _check_landmarks(path: Path) -> list[str]:
     return problems
 
 
-def check_dataset(data_dir: str | os.PathLike, max_surface_checks: int = 20_000) -> CheckReport:
+def _check_one(job: tuple[Path, int]) -> tuple[list[str], dict[str, int]]:
+    folder, max_surface_checks = job
+    if not folder.is_dir():
+        return [f"{folder}: scan folder missing"], {}
+    return check_scan(folder, max_surface_checks=max_surface_checks)
+
+
+def check_dataset(data_dir: str | os.PathLike, max_surface_checks: int = 20_000, workers: int = 1) -> CheckReport:
     """Check a processed dataset folder (with ``manifest.json``); see the module docstring.
 
-    Raises :class:`ImfaceError` when the folder or its manifest cannot be read at all.
+    ``workers`` > 1 checks scans in a process pool (one thread each). Raises
+    :class:`ImfaceError` when the folder or its manifest cannot be read at all.
     """
     manifest: Manifest = read_manifest(data_dir)
     report = CheckReport(
         root=manifest.root, scans=len(manifest.scans), identities=len(manifest.identities),
         train_scans=len(manifest.train), test_scans=len(manifest.test),
     )
-    for scan in manifest.scans:
-        folder = manifest.folder(scan)
-        if not folder.is_dir():
-            report.problems.append(f"{folder}: scan folder missing")
-            continue
-        problems, counts = check_scan(folder, max_surface_checks=max_surface_checks)
+    jobs = [(manifest.folder(scan), max_surface_checks) for scan in manifest.scans]
+    if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        from imface.threads import init_worker_process
+
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=init_worker_process) as pool:
+            outcomes = list(pool.map(_check_one, jobs, chunksize=4))
+    else:
+        outcomes = [_check_one(job) for job in jobs]
+    for problems, counts in outcomes:
         report.problems.extend(problems)
         for name, count in counts.items():
             report.sample_counts.setdefault(name, set()).add(count)

@@ -20,6 +20,7 @@ from imface.data.pipeline import (
     FORMAT_VERSION, META_NAME, STAGES, PreprocessConfig, ScanResult, preprocess_scan, scan_output_dir, source_hashes,
 )
 from imface.errors import ImfaceError
+from imface.threads import init_worker_process
 from imface.io.manifest import ManifestScan, make_split, write_manifest
 
 __all__ = [
@@ -153,12 +154,6 @@ def _run_one(scan: ScanSource, out_dir: Path, config: PreprocessConfig) -> ScanR
     return ScanResult(scan.name, "failed", None, message, {}, time.perf_counter() - started)
 
 
-def _init_worker() -> None:
-    from imface.threads import set_threads
-
-    set_threads(1)  # the pool gives the parallelism; one thread per worker avoids oversubscription
-
-
 def _completed_scans(scans: list[ScanSource], out_dir: Path, config: PreprocessConfig) -> list[ManifestScan]:
     """Scans whose meta.json exists with the current settings (done by this or another shard)."""
     settings = config.output_settings()
@@ -209,7 +204,7 @@ def preprocess_dataset(
             bar.update(1)
     else:
         # spawn: a fresh interpreter per worker, safe with threaded libraries (torch, embree) loaded.
-        with ProcessPoolExecutor(config.workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(config.workers, mp_context=get_context("spawn"), initializer=init_worker_process) as pool:
             futures = {pool.submit(_run_one, scan, out_dir, config): scan for scan in scans}
             for future in as_completed(futures):
                 scan = futures[future]
