@@ -1,0 +1,167 @@
+"""Throughput of one full ImFace training step: batched model vs a per-scan, per-region loop.
+
+A step is forward (SDF and spatial gradients on surface + space points, landmark
+warps) + all losses (both Eikonal terms included) + backward + Adam step. The loop
+reference (imface.fields.reference) evaluates the same weights with Python loops
+over scans and regions. Prints parameter counts (ours and the authors' variant),
+then points/s per setting; the last line is the headline.
+
+    PYTHONPATH=. python bench/train_step.py [--threads 2] [--scans 4] [--points 1024 16384]
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+from imface.config import LossConfig, ModelConfig
+from imface.data.canonical import CANONICAL_LANDMARKS_MM, MM_PER_UNIT
+from imface.fields.reference import loop_reference_model
+from imface.losses import compute_losses
+from imface.model import ImFace
+from imface.threads import set_threads
+
+
+def make_batch(scans: int, points: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """A synthetic training batch with half surface and half space points per scan."""
+    template = torch.tensor(CANONICAL_LANDMARKS_MM / MM_PER_UNIT, dtype=torch.float32)
+    half = points // 2
+    directions = torch.nn.functional.normalize(torch.randn(scans, half, 3, generator=generator), dim=-1)
+    return {
+        "surface_points": directions * 0.6,
+        "surface_normals": directions,
+        "space_points": (torch.rand(scans, points - half, 3, generator=generator) * 2 - 1) * 0.9,
+        "space_sdf": torch.randn(scans, points - half, generator=generator) * 0.1,
+        "space_grad": torch.nn.functional.normalize(torch.randn(scans, points - half, 3, generator=generator), dim=-1),
+        "landmarks": template.expand(scans, 68, 3) + 0.01 * torch.randn(scans, 68, 3, generator=generator),
+        "landmarks_mask": torch.ones(scans, 68, dtype=torch.bool),
+        "neutral_landmarks": template.expand(scans, 68, 3).clone(),
+        "neutral_landmarks_mask": torch.ones(scans, 68, dtype=torch.bool),
+        "identity_index": torch.arange(scans) % 4,
+        "expression_index": torch.arange(scans),
+        "neutral": torch.arange(scans) % 4 == 0,
+    }
+
+
+def _adam(model: torch.nn.Module) -> torch.optim.Optimizer:
+    try:  # one fused kernel for all parameters where this torch build has it on CPU
+        return torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(model.parameters(), lr=1e-4, foreach=True)
+
+
+def tune_malloc() -> bool:
+    """Keep freed memory in glibc's heap (no mmap/munmap and page faults per large tensor).
+
+    PyTorch has no caching allocator on CPU, so every large activation is a fresh mmap
+    whose pages fault in on first touch; this dominates big batched steps.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4
+    no_mmap = libc.mallopt(m_mmap_max, 0)  # large blocks come from the reusable heap too
+    keep = libc.mallopt(m_trim_threshold, (1 << 31) - 1)  # never give freed heap back mid-run
+    return bool(no_mmap and keep and libc.mallopt(m_top_pad, 64 << 20))
+
+
+def make_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Callable[[], None]:
+    """One full training step of ``model`` on ``batch`` (forward, all losses, backward, Adam)."""
+    optimizer = _adam(model)
+    losses_config = LossConfig()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        outputs = model(batch)
+        losses = compute_losses(outputs, batch, losses_config, model.config)
+        losses["total"].backward()
+        optimizer.step()
+
+    return step
+
+
+def time_interleaved(steps: list[Callable[[], None]], repeats: int) -> list[float]:
+    """Median seconds per call of each step, run in turns so that load drift hits all alike."""
+    for step in steps:  # warm-up
+        step()
+    times: list[list[float]] = [[] for _ in steps]
+    for _ in range(repeats):
+        for index, step in enumerate(steps):
+            start = time.perf_counter()
+            step()
+            times[index].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def authors_parameter_estimate() -> tuple[int, int]:
+    """(total, in hypernetworks) of the authors' released variant, from its config.
+
+    There, each Mini-Nets block is ONE shared SIREN (5 linear layers, 128 wide, input
+    K*3 = 15, output K*channels) and SIREN-style hypernets with one hidden layer of 128
+    generate each weight/bias tensor separately; the fusion nets are 128 wide with
+    LayerNorm; the Landmark-Nets 256 wide.
+    """
+    def linear(i: int, o: int) -> int:
+        return i * o + o
+
+    def mini_net_tensors(out: int) -> list[int]:
+        dims = [15, 128, 128, 128, 128, out]
+        return [n for i in range(5) for n in (dims[i] * dims[i + 1], dims[i + 1])]
+
+    def hypernets(out: int) -> int:
+        return sum(linear(128, 128) * 2 + linear(128, numel) for numel in mini_net_tensors(out))
+
+    fusion = linear(3, 128) + 256 + linear(128, 128) + 256 + linear(128, 5) + 10
+    hyper = hypernets(5 * 6) + hypernets(5 * 7)
+    template = sum(mini_net_tensors(5))
+    landmarks = linear(256, 256) + linear(256, 256) + linear(256, 15) + linear(128, 256) + linear(256, 256) + linear(256, 15)
+    return hyper + template + 3 * fusion + landmarks, hyper
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--scans", type=int, default=4)
+    parser.add_argument("--points", type=int, nargs="+", default=[1024, 16384])
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per model (fewer at > 4096 points)")
+    parser.add_argument("--tune-malloc", action="store_true", help="keep freed memory in the heap (glibc mallopt)")
+    args = parser.parse_args()
+    set_threads(args.threads)
+    if args.tune_malloc and not tune_malloc():
+        print("warning: could not tune malloc (not glibc?)")
+
+    torch.manual_seed(0)
+    template = torch.tensor(CANONICAL_LANDMARKS_MM / MM_PER_UNIT, dtype=torch.float32)
+    model = ImFace(ModelConfig(), 4, args.scans, template)
+    reference = loop_reference_model(model)
+    total = sum(p.numel() for p in model.parameters())
+    hyper = sum(p.numel() for n, p in model.named_parameters() if ".hyper." in n)
+    authors_total, authors_hyper = authors_parameter_estimate()
+    print(f"parameters: ours {total / 1e6:.2f} M, {100 * hyper / total:.1f}% in hypernets "
+          f"(5 separate local SIRENs 39->32->32->32->out per field, one 3-layer 64-wide hypernet each)")
+    print(f"parameters: authors' variant ~{authors_total / 1e6:.1f} M (estimate), {100 * authors_hyper / authors_total:.1f}% "
+          "in hypernets: they generate one shared 128-wide 5-layer SIREN per block, one hypernet per tensor")
+    print(f"threads {torch.get_num_threads()}, {args.scans} scans per batch, half surface / half space points, "
+          f"malloc {'tuned' if args.tune_malloc else 'default'}")
+
+    speedups = {}
+    for points in args.points:
+        batch = make_batch(args.scans, points, torch.Generator().manual_seed(points))
+        steps = args.steps if points <= 4096 else max(1, args.steps - 2)
+        fast, slow = time_interleaved([make_step(model, batch), make_step(reference, batch)], steps)
+        rate = lambda seconds: args.scans * points / seconds  # noqa: E731
+        speedups[points] = slow / fast
+        print(f"{points:>6} points/scan: batched {fast:7.3f} s/step {rate(fast):9.0f} points/s | "
+              f"loop {slow:7.3f} s/step {rate(slow):9.0f} points/s | speedup {slow / fast:.2f}x")
+    first, *rest = args.points
+    extra = "".join(f", {speedups[p]:.1f}x at {p}" for p in rest)
+    print(f"train step: speedup {speedups[first]:.1f}x at {first} points/scan (batched vs loop){extra}")
+
+
+if __name__ == "__main__":
+    main()
