@@ -1,0 +1,76 @@
+"""``imface train``: parse options into an ExperimentConfig and call :func:`imface.engine.trainer.train`."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from imface.engine.distributed import DEVICES
+
+
+def train(
+    data: Path = typer.Option(..., "--data", help="Processed dataset folder (with manifest.json)."),
+    exp_dir: Path = typer.Option(..., "--exp-dir", help="Experiment folder: config, checkpoints, codes, logs."),
+    preset: Optional[str] = typer.Option(
+        None, "--preset", help="tiny | cpu | paper. Default: cpu, or the folder's own config with --resume."
+    ),
+    config: Optional[Path] = typer.Option(None, "--config", help="Start from this config.yaml instead of a preset."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps in total."),
+    max_minutes: Optional[float] = typer.Option(
+        None, "--max-minutes", min=0.0, help="Stop (with a checkpoint) after this many minutes; 0: no limit."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --exp-dir from its last checkpoint."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (under torchrun: one GPU per local rank)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for initial weights and data sampling."),
+    ablation: List[str] = typer.Option(
+        [], "--ablation", help="no-dist | no-blend | no-extend (repeatable; all three: i3DMM-like)."
+    ),
+    overrides: List[str] = typer.Option(
+        [], "--set", help="Override a config field, e.g. --set train.lr=1e-3 --set model.warp=translation."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train ImFace (auto-decoder) on a processed dataset. Ctrl-C checkpoints and stops; --resume continues."""
+    from imface.engine import config as cfg
+    from imface.engine.trainer import CONFIG_NAME
+    from imface.engine.trainer import train as run_training
+    from imface.errors import ImfaceError
+
+    if device not in DEVICES:
+        raise ImfaceError(None, f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if preset is not None and config is not None:
+        raise ImfaceError(None, "give either --preset or --config, not both")
+    saved = exp_dir / CONFIG_NAME
+    if config is not None:
+        experiment = cfg.load_config(config)
+    elif preset is not None:
+        experiment = cfg.preset(preset)
+    elif resume and saved.is_file():
+        # max_steps bounds one call; the folder's saved value would stop a resumed run at once.
+        experiment = cfg.set_field(cfg.load_config(saved), "train.max_steps", 0)
+    else:
+        experiment = cfg.preset("cpu")
+    experiment = cfg.apply_ablations(experiment, ablation)
+    experiment = cfg.apply_overrides(experiment, overrides)
+    if seed is not None:
+        experiment = cfg.set_field(experiment, "train.seed", seed)
+    if max_steps is not None:
+        experiment = cfg.set_field(experiment, "train.max_steps", max_steps)
+    if max_minutes is not None:
+        experiment = cfg.set_field(experiment, "train.max_minutes", max_minutes)
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    result = run_training(experiment, data, exp_dir, resume=resume, device=device, progress=progress)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+        return
+    summary = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items() if k in ("total", "sdf", "normal", "eikonal"))
+    typer.echo(f"{result.stopped} at step {result.step} (epoch {result.epoch}) in {result.seconds:.0f} s"
+               f"{'; ' + summary if summary else ''}")
+    if result.rollbacks:
+        typer.echo(f"{result.rollbacks} non-finite step(s) were rolled back (see {exp_dir}/logs/events.jsonl)")
+    typer.echo(f"checkpoint: {result.checkpoint}")
+    if result.stopped in ("max_minutes", "signal", "max_steps"):
+        typer.echo(f"continue with: imface train --data {data} --exp-dir {exp_dir} --resume")
