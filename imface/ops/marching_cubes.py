@@ -81,6 +81,22 @@ def evaluate_points(
     device = infer_device(sdf) if device is None else torch.device(device)
     points = np.ascontiguousarray(points, dtype=np.float32).reshape(-1, 3)
     values = np.empty(len(points), dtype=np.float32)
+    # SIREN activations far from the face underflow into denormal floats, which make the
+    # CPU forward ~2.4x slower; flushing them to zero changes no value that matters.
+    # (torch has no getter for this mode: it is switched back off afterwards.)
+    flushing = torch.set_flush_denormal(True)  # False where the CPU cannot flush
+    try:
+        _evaluate_chunks(sdf, points, values, chunk_size, device, progress)
+    finally:
+        if flushing:
+            torch.set_flush_denormal(False)
+    if not np.all(np.isfinite(values)):
+        raise ValueError("the SDF returned NaN or infinite values")
+    return values
+
+
+def _evaluate_chunks(sdf: SDFFunction, points: np.ndarray, values: np.ndarray, chunk_size: int,
+                     device: torch.device, progress: Callable[[int], None] | None) -> None:
     with torch.no_grad():
         for start in range(0, len(points), chunk_size):
             chunk = torch.from_numpy(points[start : start + chunk_size]).to(device)
@@ -90,9 +106,6 @@ def evaluate_points(
             values[start : start + len(chunk)] = out.reshape(-1).float().cpu().numpy()
             if progress is not None:
                 progress(len(chunk))
-    if not np.all(np.isfinite(values)):
-        raise ValueError("the SDF returned NaN or infinite values")
-    return values
 
 
 def _axis(resolution: int, bound: float) -> np.ndarray:
