@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from imface.ops.rigid import apply_rigid, kabsch
+from imface.ops.rigid import apply_rigid, as_points, kabsch
 
 
 @dataclass(frozen=True)
@@ -30,15 +30,6 @@ class ICPInfo:
     rms_distance: float
     inlier_fraction: float
     initial_mean_distance: float
-
-
-def _as_points(name: str, points: np.ndarray) -> np.ndarray:
-    array = np.asarray(points, dtype=np.float64)
-    if array.ndim != 2 or array.shape[1] != 3:
-        raise ValueError(f"{name} must have shape (N, 3), got {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return array
 
 
 def _matches(tree: cKDTree, points: np.ndarray, max_distance: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -75,8 +66,8 @@ def icp(
     Raises:
         ValueError: bad shapes or values, or fewer than 3 correspondences.
     """
-    source = _as_points("source_points", source_points)
-    target = _as_points("target_points", target_points)
+    source = as_points("source_points", source_points)
+    target = as_points("target_points", target_points)
     if len(source) < 3 or len(target) < 3:
         raise ValueError("ICP needs at least 3 source and 3 target points")
     if iterations < 0:

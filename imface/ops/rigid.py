@@ -22,7 +22,8 @@ class DegenerateConfigurationError(ValueError):
     """Too few points, or points (nearly) collinear/coincident: the rotation is not determined."""
 
 
-def _as_points(name: str, points: np.ndarray) -> np.ndarray:
+def as_points(name: str, points: np.ndarray) -> np.ndarray:
+    """Validate an (N, 3) array of finite points; returns it as float64."""
     array = np.asarray(points, dtype=np.float64)
     if array.ndim != 2 or array.shape[1] != 3:
         raise ValueError(f"{name} must have shape (N, 3), got {array.shape}")
@@ -65,8 +66,8 @@ def kabsch(
             points are (nearly) collinear or coincident.
         ReflectionError: the optimal orthogonal map has det -1 (mirrored configuration).
     """
-    source = _as_points("source", source)
-    target = _as_points("target", target)
+    source = as_points("source", source)
+    target = as_points("target", target)
     if source.shape != target.shape:
         raise ValueError(f"source {source.shape} and target {target.shape} differ in shape")
     if weights is None:
