@@ -17,19 +17,18 @@ def set_threads(n: int | None) -> int:
     """Use ``n`` threads everywhere (``None``: all cores). Returns the count in force.
 
     Call it early: BLAS pools read the environment when they start, so the variables
-    are set for child processes, and threadpoolctl-style limits are applied to the
-    pools that are already loaded through torch.
+    are set for child processes, and threadpoolctl limits the pools already loaded.
     """
     count = (os.cpu_count() or 1) if n is None else max(1, int(n))
     for var in _ENV_VARS:
         os.environ[var] = str(count)
     os.environ["IMFACE_THREADS"] = str(count)
-    try:
-        import torch
+    import torch
+    from threadpoolctl import threadpool_limits
 
-        torch.set_num_threads(count)
-    except ImportError:  # torch is a hard dependency, but threads must not need it
-        pass
+    torch.set_num_threads(count)
+    # BLAS pools that numpy/scipy already started ignore the environment: limit them directly.
+    threadpool_limits(count)
     return count
 
 

@@ -1,0 +1,204 @@
+"""Baseline models on disk, building them from a processed dataset, and fitting one to a test scan.
+
+A saved model is a folder: ``arrays.safetensors`` (every array, read without pickle) and
+``model.json`` (``{"format_version", "kind", "name", "latent_size", "info"}``). Both are
+written atomically, ``model.json`` last, so a folder with ``model.json`` is complete.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imface.baselines.bilinear import BilinearModel, build_bilinear
+from imface.baselines.fitting import FitResult, FitSettings, fit_to_points
+from imface.baselines.flame_like import FlameLikeModel, build_flame_like
+from imface.baselines.pca import PCAModel, build_pca
+from imface.errors import ImfaceError
+from imface.io.atomic import atomic_path, write_json
+
+MODEL_FORMAT_VERSION = 1
+ARRAYS_NAME = "arrays.safetensors"
+MODEL_JSON = "model.json"
+KINDS = {"pca": PCAModel, "bilinear": BilinearModel, "flame_like": FlameLikeModel}
+BaselineModel = PCAModel | BilinearModel | FlameLikeModel
+
+
+def save_model(model: BaselineModel, folder: str | os.PathLike) -> Path:
+    """Write ``model`` into ``folder`` (created); returns the folder."""
+    from safetensors.numpy import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MODEL_JSON).unlink(missing_ok=True)  # incomplete until model.json is rewritten
+    arrays = {key: np.ascontiguousarray(value) for key, value in model.arrays().items()}
+    with atomic_path(folder / ARRAYS_NAME) as tmp:
+        save_file(arrays, str(tmp))
+    write_json(folder / MODEL_JSON, {"format_version": MODEL_FORMAT_VERSION, "kind": model.kind, "name": model.name,
+                                     "latent_size": model.latent_size, "info": model.info})
+    return folder
+
+
+def load_model(folder: str | os.PathLike) -> BaselineModel:
+    """Read a model written by :func:`save_model`; :class:`ImfaceError` for a missing or malformed folder."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    folder = Path(folder)
+    meta_path = folder / MODEL_JSON
+    if not meta_path.is_file() or not (folder / ARRAYS_NAME).is_file():
+        raise ImfaceError(folder, f"not a baseline model folder (needs {MODEL_JSON} and {ARRAYS_NAME})")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        kind, name, info = meta["kind"], meta["name"], meta.get("info") or {}
+    except (ValueError, KeyError, TypeError) as err:
+        raise ImfaceError(meta_path, f"unreadable model description ({err})") from None
+    if meta.get("format_version") != MODEL_FORMAT_VERSION:
+        raise ImfaceError(meta_path, f"unsupported format_version {meta.get('format_version')!r}")
+    if kind not in KINDS:
+        raise ImfaceError(meta_path, f"unknown model kind {kind!r} (known: {', '.join(KINDS)})")
+    try:
+        arrays = load_file(str(folder / ARRAYS_NAME))
+        return KINDS[kind].from_arrays(arrays, name, info)
+    except (KeyError, OSError, ValueError, SafetensorError) as err:
+        raise ImfaceError(folder / ARRAYS_NAME, f"cannot read model arrays ({type(err).__name__}: {err})") from None
+
+
+@dataclass
+class TrainingMeshes:
+    """Registered training meshes (S, V, 3) model units, their faces and labels."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    names: list[str]
+    identities: list[str]
+    expressions: list[str]
+    neutral: list[bool]
+
+
+def load_training_meshes(data_dir: str | os.PathLike, split: str = "train") -> TrainingMeshes:
+    """Every ``registered.ply`` of one split of a processed dataset (one fixed topology required)."""
+    from imface.io.manifest import read_manifest
+    from imface.io.mesh import read_mesh
+
+    manifest = read_manifest(data_dir)
+    names = list(getattr(manifest, split))
+    if not names:
+        raise ImfaceError(data_dir, f"the '{split}' split is empty")
+    vertices, faces = [], None
+    for name in names:  # file reading: one read per scan is unavoidable
+        path = manifest.folder(name) / "registered.ply"
+        if not path.is_file():
+            raise ImfaceError(path, "missing: the baselines need registered meshes in one fixed topology")
+        mesh = read_mesh(path)
+        if faces is None:
+            faces = mesh.faces
+        elif mesh.faces.shape != faces.shape or not np.array_equal(mesh.faces, faces):
+            raise ImfaceError(path, "registered mesh topology differs from the other scans'")
+        vertices.append(mesh.vertices.astype(np.float32))
+    scans = [manifest.scan(name) for name in names]
+    return TrainingMeshes(np.stack(vertices), faces, names, [s.identity for s in scans],
+                          [s.expression for s in scans], [s.neutral for s in scans])
+
+
+@dataclass
+class BuiltBaselines:
+    """Paths of the models written (name -> folder) and the ones skipped or shrunk, with why."""
+
+    models: dict[str, Path] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def build_baselines(
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    pca_sizes: tuple[int, ...] = (32, 64, 128, 256),
+    bilinear: tuple[int, int] | None = (32, 16),
+    flame: tuple[int, int] | None = (32, 32),
+) -> BuiltBaselines:
+    """Build the PCA, bilinear and FLAME-like baselines from a processed dataset's training split.
+
+    PCA sizes above S - 1 (S training scans) are skipped; bilinear and FLAME-like ranks
+    above what the data holds are lowered to it; each skip or change is named in
+    ``notes``. ``None`` leaves a model out. Models go to ``out_dir/<name>/``; an index
+    ``out_dir/baselines.json`` lists them.
+    """
+    out_dir = Path(out_dir)
+    data = load_training_meshes(data_dir)
+    result = BuiltBaselines()
+    meshes, count = data.vertices, len(data.vertices)
+    for size in pca_sizes:
+        if size > count - 1:
+            result.notes[f"pca{size}"] = f"skipped: {count} training scans allow at most {count - 1} components"
+            continue
+        result.models[f"pca{size}"] = save_model(build_pca(meshes, size, data.faces), out_dir / f"pca{size}")
+    if bilinear is not None:
+        identities, expressions = len(set(data.identities)), len(set(data.expressions))
+        ranks = (min(bilinear[0], identities), min(bilinear[1], expressions))
+        if ranks != tuple(bilinear):
+            result.notes["bilinear"] = f"ranks lowered from {tuple(bilinear)} to {ranks} ({identities} identities, {expressions} expressions)"
+        model = build_bilinear(meshes, data.identities, data.expressions, data.faces, *ranks)
+        result.models["bilinear"] = save_model(model, out_dir / "bilinear")
+    if flame is not None:
+        with_neutral = len({i for i, n in zip(data.identities, data.neutral) if n})
+        expressive = sum(1 for n in data.neutral if not n)
+        ranks = (min(flame[0], with_neutral - 1), min(flame[1], expressive))
+        if ranks != tuple(flame):
+            result.notes["flame_like"] = (f"ranks lowered from {tuple(flame)} to {ranks} ({with_neutral} identities "
+                                          f"with a neutral scan, {expressive} expression scans)")
+        model = build_flame_like(meshes, data.identities, data.neutral, data.faces, *ranks)
+        result.models["flame_like"] = save_model(model, out_dir / "flame_like")
+    write_json(out_dir / "baselines.json", {
+        "data": str(Path(data_dir).resolve()), "training_scans": count,
+        "models": {name: {"path": path.name, "latent_size": load_model(path).latent_size}
+                   for name, path in result.models.items()},
+        "notes": result.notes,
+    })
+    return result
+
+
+def fit_baseline(
+    model_path: str | os.PathLike, scan_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+    settings: FitSettings | None = None, points: int = 20000, seed: int = 0,
+) -> FitResult:
+    """Fit a saved baseline to a processed scan's ``mesh.ply`` (never its registered mesh).
+
+    Writes, atomically, into ``out_dir``: ``fitted_full.ply`` (the whole fitted model mesh,
+    model units, the scan's frame), ``fitted.ply`` (the same cropped like the ground truth,
+    :func:`imface.eval.crop.crop_like_ground_truth`) and ``fit.json`` (coefficients, pose,
+    history, seconds).
+    """
+    from imface.eval.crop import crop_like_ground_truth
+    from imface.io.mesh import read_mesh, write_ply
+    from imface.ops.sdf_sampling import sample_surface
+
+    model = load_model(model_path)
+    mesh_path = Path(scan_dir) / "mesh.ply"
+    mesh = read_mesh(mesh_path)
+    target, normals = sample_surface(mesh.vertices, mesh.faces, points, np.random.default_rng(seed))
+    try:
+        result = fit_to_points(model, target, normals, settings=settings)
+    except ValueError as err:
+        raise ImfaceError(mesh_path, f"fitting {model.name} failed: {err}") from None
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    write_ply(out_dir / "fitted_full.ply", result.vertices, model.faces)
+    try:
+        cropped_vertices, cropped_faces = crop_like_ground_truth(result.vertices, model.faces)
+        write_ply(out_dir / "fitted.ply", cropped_vertices, cropped_faces)
+    except ValueError as err:
+        raise ImfaceError(mesh_path, f"fitted {model.name} mesh cannot be cropped: {err}") from None
+    write_json(out_dir / "fit.json", {
+        "model": str(Path(model_path).resolve()), "model_name": model.name, "scan": str(Path(scan_dir).resolve()),
+        "latent_size": model.latent_size,
+        "coefficients": {key: np.asarray(value).tolist() for key, value in result.coefficients.items()},
+        "rotation": result.rotation.tolist(), "translation": result.translation.tolist(),
+        "history": result.history, "fit_seconds": result.seconds,
+        "write_seconds": time.perf_counter() - started, "target_points": points, "seed": seed,
+    })
+    return result
