@@ -1,0 +1,12 @@
+"""Shared fixtures. The BFM statistics are downloaded once into the cache ($IMFACE_CACHE)."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def bfm():
+    """The BFM 2009 statistics (imface.data.bfm_source.BFMStatistics), loaded once per session."""
+    from imface.data.bfm_source import load_bfm
+
+    return load_bfm()
