@@ -6,6 +6,7 @@ nose tip at (0, 0, 0.4)); signed distances in model units, negative behind the f
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -89,6 +90,16 @@ class ImFace(nn.Module):
         else:
             self.identity_field = IdentityField(config, code_dim=both)  # the one joint deformation field
         self.template_field = TemplateField(config)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "cpu") -> "ImFace":
+        """Load a model folder (``imface export``) or an experiment folder's latest checkpoint.
+
+        Weights come from safetensors and metadata from YAML/JSON: nothing is unpickled.
+        """
+        from imface.pretrained import load_pretrained
+
+        return load_pretrained(path, device).model
 
     @property
     def template_five(self) -> torch.Tensor:

@@ -1,0 +1,116 @@
+"""Turning user inputs into fitting targets: datasets, scan folders, meshes, point files, units, poses."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+from imface.engine.fit_inputs import (
+    crop_to_model_sphere, detect_unit, file_target, gather_targets, initial_pose, processed_target,
+)
+from imface.errors import ImfaceError
+from imface.ops.rigid import random_rotation
+from tests.engine.synthetic_data import write_synthetic_dataset
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_synthetic_dataset(tmp_path_factory.mktemp("faces"), num_identities=3, test_identities=1,
+                                   surface_points=300, space_points=200)
+
+
+def test_processed_dataset_splits_and_scan_selection(data_dir, tmp_path):
+    test = gather_targets(data_dir, work_dir=tmp_path)
+    assert [t.name for t in test] == ["003/1_neutral", "003/2_smile", "003/3_jaw_open"]
+    assert [t.neutral for t in test] == [True, False, False] and test[1].expression == "smile"
+    assert len(gather_targets(data_dir, work_dir=tmp_path, split="all")) == 9
+    chosen = gather_targets(data_dir, work_dir=tmp_path, scans=["001/2_smile"])
+    (target,) = chosen
+    assert target.surface_points.shape == (300, 3) and target.space_sdf.shape == (200,)
+    np.testing.assert_allclose(target.surface_points, np.load(data_dir / "001/2_smile/surface_points.npy"))
+    assert target.landmarks.shape == (5, 3) and target.processed == (data_dir / "001/2_smile").resolve()
+    assert not target.fit_pose and target.reference is not None
+    with pytest.raises(ImfaceError, match="no scan named 009/1_x"):
+        gather_targets(data_dir, work_dir=tmp_path, scans=["009/1_x"])
+    with pytest.raises(ImfaceError, match="split"):
+        gather_targets(data_dir, work_dir=tmp_path, split="val")
+
+
+def test_one_processed_scan_folder(data_dir, tmp_path):
+    (target,) = gather_targets(data_dir / "002/1_neutral", work_dir=tmp_path)
+    assert target.name == "002/1_neutral" and target.identity == "002" and target.neutral
+
+
+@pytest.mark.parametrize("unit,factor", [("model", 1.0), ("mm", 100.0), ("cm", 10.0), ("m", 0.1)])
+def test_unit_detection_from_the_size(unit, factor):
+    face = np.random.default_rng(0).uniform(-0.8, 0.8, size=(200, 3)) * [1.0, 1.2, 0.5]  # model units
+    assert detect_unit(face * factor, "auto", "x") == unit
+    assert detect_unit(face * factor, unit, "x") == unit
+    with pytest.raises(ImfaceError, match="check --unit"):
+        detect_unit(face * factor * 1000, unit, "x")
+    with pytest.raises(ImfaceError, match="pass --unit"):
+        detect_unit(face * 3e5, "auto", "x")
+
+
+def test_point_files_with_and_without_normals(tmp_path):
+    rng = np.random.default_rng(1)
+    points = rng.normal(size=(50, 3)) * 0.3
+    normals = rng.normal(size=(50, 3))
+    np.savetxt(tmp_path / "a.xyz", np.hstack((points * 100, normals * 3)))  # mm, unnormalised normals
+    np.save(tmp_path / "b.npy", points)
+    cloud = trimesh.PointCloud(points)
+    cloud.export(tmp_path / "c.ply")
+    a = file_target(tmp_path / "a.xyz", "a", "auto", "auto", "auto")
+    assert a.unit == "mm" and a.fit_pose and a.kind == "points"
+    np.testing.assert_allclose(a.surface_points, points, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.surface_normals, normals / np.linalg.norm(normals, axis=1, keepdims=True), atol=1e-6)
+    b = file_target(tmp_path / "b.npy", "b", "auto", "auto", "yes")
+    assert b.unit == "model" and not b.fit_pose and b.surface_normals is None and b.neutral
+    c = file_target(tmp_path / "c.ply", "c", "auto", "none", "auto")
+    assert c.kind == "points" and not c.neutral and c.reference is None
+    np.testing.assert_allclose(c.surface_points, points, atol=1e-6)
+
+
+def test_named_mesh_files_give_identity_and_expression(tmp_path):
+    (tmp_path / "007").mkdir()
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=90.0)  # mm
+    sphere.export(tmp_path / "007/3_smile.obj")
+    sphere.export(tmp_path / "007/1_neutral.obj")
+    targets = gather_targets(tmp_path, work_dir=tmp_path / "out")
+    assert [(t.name, t.identity, t.expression, t.neutral) for t in targets] == [
+        ("007/1_neutral", "007", "neutral", True), ("007/3_smile", "007", "smile", False)]
+    assert all(t.kind == "raw_mesh" and t.unit == "mm" and t.fit_pose for t in targets)
+    assert targets[0].reference[0].max() == pytest.approx(0.9, abs=1e-6)  # the mesh, in model units
+
+
+def test_bad_files(tmp_path):
+    np.save(tmp_path / "empty.npy", np.zeros((0, 3)))
+    np.save(tmp_path / "cols.npy", np.zeros((10, 4)))
+    (tmp_path / "bad.xyz").write_text("1 2 3\n4 5 nan\n7 8 9\n")
+    (tmp_path / "scan.stl").write_text("solid")
+    cases = {"empty.npy": "empty", "cols.npy": "columns", "bad.xyz": "NaN", "scan.stl": "unsupported"}
+    for name, problem in cases.items():
+        with pytest.raises(ImfaceError, match=problem) as err:
+            file_target(tmp_path / name, "x", "auto", "auto", "auto")
+        assert str(tmp_path / name) in str(err.value)
+    with pytest.raises(ImfaceError, match="input not found"):
+        gather_targets(tmp_path / "missing", work_dir=tmp_path)
+
+
+def test_initial_pose_undoes_a_rigid_motion():
+    rng = np.random.default_rng(2)
+    face = rng.normal(size=(3000, 3)) * [0.5, 0.6, 0.2]  # an anisotropic blob: pose is observable
+    rotation = random_rotation(rng, 10.0)
+    moved = face @ rotation.T + [0.1, -0.05, 0.2]
+    r, t = initial_pose(moved, face, "x")
+    np.testing.assert_allclose(moved @ r.T + t, face, atol=0.02)
+
+
+def test_crop_keeps_the_unit_sphere_and_refuses_far_points(data_dir):
+    target = processed_target(data_dir / "001/2_smile", "001/2_smile", "001", "smile", False, np.random.default_rng(0))
+    before = len(target.surface_points)
+    crop_to_model_sphere(target, np.eye(3), np.array([0.0, 0.0, 0.8]))  # shifted: part leaves the sphere
+    assert 10 < len(target.surface_points) < before
+    assert len(target.surface_normals) == len(target.surface_points)
+    with pytest.raises(ImfaceError, match="far outside"):
+        crop_to_model_sphere(target, np.eye(3), np.array([0.0, 0.0, 4.0]))
