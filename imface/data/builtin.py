@@ -200,7 +200,10 @@ def write_dataset(out: Path, identities: int = 12, expressions: str | Iterable[s
     if workers > 1:
         import multiprocessing
 
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        from imface.threads import init_worker_process
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=init_worker_process) as pool:
             for w, s in pool.map(_write_identity, jobs):
                 written, skipped = written + w, skipped + s
                 if progress:
