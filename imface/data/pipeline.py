@@ -37,6 +37,7 @@ from imface.io.atomic import save_npy, write_json
 from imface.io.landmarks import (
     Landmarks, landmarks_from_indices, read_landmark_indices, read_landmarks, validate_landmarks,
 )
+from imface.io.hashing import sha256_file
 from imface.io.mesh import clean_mesh, read_mesh, write_ply
 
 FORMAT_VERSION = 1
@@ -109,14 +110,6 @@ class ScanResult:
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def source_hashes(scan: ScanSource) -> dict[str, str | None]:
