@@ -17,6 +17,7 @@ _RESOLUTION = typer.Option(256, "--resolution", min=8, help="Marching-cubes grid
 _UNITS = typer.Option("model", "--units", help="model (1 = 100 mm) | mm.")
 _FORMAT = typer.Option("ply", "--format", help="ply | obj.")
 _DEVICE = typer.Option("cpu", "--device", help="cpu | cuda | auto.")
+_GENERATION_RESOLUTION = typer.Option(128, "--resolution", min=8, help="Marching-cubes grid points per axis.")
 _PROGRESS = typer.Option(False, "--progress/--no-progress", help="Show SDF evaluation progress.")
 
 
@@ -153,7 +154,7 @@ def sample(
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same faces)."),
     neutral: bool = typer.Option(False, "--neutral", help="Neutral faces only (no expression code)."),
     scale: float = typer.Option(1.0, "--scale", min=0.0, help="Scale of the deviation from the mean code."),
-    resolution: int = typer.Option(128, "--resolution", min=8, help="Marching-cubes grid points per axis."),
+    resolution: int = _GENERATION_RESOLUTION,
     units: str = _UNITS,
     fmt: str = _FORMAT,
     device: str = _DEVICE,
@@ -173,7 +174,7 @@ def interpolate(
     start: str = typer.Option(..., "--from", help="IDENTITY, IDENTITY+EXPRESSION (codes.json names) or FITS_DIR:SCAN."),
     end: str = typer.Option(..., "--to", help="Same forms as --from."),
     steps: int = typer.Option(5, "--steps", min=2, help="Faces including both ends."),
-    resolution: int = typer.Option(128, "--resolution", min=8, help="Marching-cubes grid points per axis."),
+    resolution: int = _GENERATION_RESOLUTION,
     units: str = _UNITS,
     fmt: str = _FORMAT,
     device: str = _DEVICE,
@@ -192,7 +193,7 @@ def transfer(
     out: Path = _OUT,
     identity_from: str = typer.Option(..., "--identity-from", help="Face giving z_id (IDENTITY, IDENTITY+EXPRESSION or FITS_DIR:SCAN)."),
     expression_from: List[str] = typer.Option(..., "--expression-from", help="Face giving z_exp (same forms; repeatable)."),
-    resolution: int = typer.Option(128, "--resolution", min=8, help="Marching-cubes grid points per axis."),
+    resolution: int = _GENERATION_RESOLUTION,
     units: str = _UNITS,
     fmt: str = _FORMAT,
     device: str = _DEVICE,
