@@ -29,13 +29,14 @@ def _global_options(
 
 def _register() -> None:
     # Imported here so ``imface --help`` stays quick and each verb owns its module.
-    from imface.cli import check_cmd, data_cmd, demo_cmd, fit_cmd, model_cmds, preprocess_cmd, train_cmd
+    from imface.cli import check_cmd, data_cmd, demo_cmd, eval_cmd, fit_cmd, model_cmds, preprocess_cmd, train_cmd
 
     app.add_typer(data_cmd.app, name="data", help="Built-in face data.")
     app.command("preprocess")(preprocess_cmd.preprocess)
     app.command("check-data")(check_cmd.check_data)
     app.command("train")(train_cmd.train)
     app.command("fit")(fit_cmd.fit)
+    app.command("eval")(eval_cmd.eval_)
     for verb in ("export", "extract", "correspond", "sample", "interpolate", "transfer"):
         app.command(verb)(getattr(model_cmds, verb))
     app.command("demo")(demo_cmd.demo)
