@@ -41,11 +41,11 @@ def _losses(exp: Path) -> list[dict]:
 
 
 def test_two_processes_match_one(tmp_path):
-    # The loss terms that are masked means (embedding of non-neutral scans, landmarks of the given rows)
-    # are means over each rank's own share, so one process equals two only where every scan has the same
-    # masks: here every scan is non-neutral with 68 landmarks, or every scan is neutral.
-    mixed = write_synthetic_dataset(tmp_path / "mixed", num_identities=3, expressions=("smile", "jaw_open", "mouth_left"),
-                                    surface_points=256, space_points=256)
+    # Masked terms (expression codes of non-neutral scans, the landmark rows given) average per scan
+    # first, so ranks holding different mixes of neutral / expression and 68 / 5-landmark scans still
+    # add up to the single-process loss.
+    mixed = write_synthetic_dataset(tmp_path / "mixed", num_identities=3, expressions=("neutral", "smile", "jaw_open"),
+                                    surface_points=256, space_points=256, five_only=("002/2_smile", "001/3_jaw_open"))
     # every batch of this one is all-neutral: ExpNet's output is suppressed, yet DDP must not break
     neutral = write_synthetic_dataset(tmp_path / "neutral", num_identities=4, expressions=("neutral",),
                                       surface_points=256, space_points=256)
