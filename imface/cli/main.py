@@ -29,7 +29,8 @@ def _global_options(
 
 def _register() -> None:
     # Imported here so ``imface --help`` stays quick and each verb owns its module.
-    from imface.cli import check_cmd, data_cmd, demo_cmd, eval_cmd, fit_cmd, model_cmds, preprocess_cmd, train_cmd
+    from imface.cli import (baseline_cmd, benchmark_cmd, check_cmd, data_cmd, demo_cmd, eval_cmd, fit_cmd, model_cmds,
+                            preprocess_cmd, train_cmd)
 
     app.add_typer(data_cmd.app, name="data", help="Built-in face data.")
     app.command("preprocess")(preprocess_cmd.preprocess)
@@ -39,6 +40,8 @@ def _register() -> None:
     app.command("eval")(eval_cmd.eval_)
     for verb in ("export", "extract", "correspond", "sample", "interpolate", "transfer"):
         app.command(verb)(getattr(model_cmds, verb))
+    app.add_typer(baseline_cmd.app, name="baseline", help="PCA, bilinear and FLAME-like baselines.")
+    app.command("benchmark")(benchmark_cmd.benchmark)
     app.command("demo")(demo_cmd.demo)
 
 

@@ -92,7 +92,8 @@ def _ignore_interrupts(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
+    """The imface source tree's git commit, or None outside a git checkout."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
                              capture_output=True, text=True, timeout=10)
@@ -150,7 +151,7 @@ def _prepare_folder(config: ExperimentConfig, exp_dir: Path, resume: bool, codes
                                               "changed_config_fields": changed})
     else:
         run = {
-            "seed": config.train.seed, "git_commit": _git_commit(), "data_dir": str(data_dir.resolve()),
+            "seed": config.train.seed, "git_commit": git_commit(), "data_dir": str(data_dir.resolve()),
             "manifest_sha256": manifest_sha, "torch_version": torch.__version__, "python_version": sys.version.split()[0],
             "device": str(ctx.device), "world_size": ctx.world_size, "started_at": _now(), "argv": sys.argv,
         }

@@ -1,0 +1,300 @@
+"""``imface benchmark``: train ImFace and its ablations, build and fit the baselines, fit the
+held-out scans, score everything with the authors' protocol, and write ``report.md``.
+
+The benchmark folder (``--exp-dir``) is the contract; every stage skips work already done, so
+an interrupted run resumes where it stopped::
+
+    benchmark.yaml                      the BenchmarkConfig (a different one is refused)
+    imface/<variant>/seed-<s>/          experiment folders (imface train)
+    fits/imface/<variant>/seed-<s>/     fits folders (imface fit) of the chosen test scans
+    baselines/                          baseline models (baselines.json lists them)
+    fits/baselines/<model>/<scan>/      fitted_full.ply, fitted.ply, fit.json
+    eval/<method>/seed-<s>/             per-scan JSON and summary.json (imface eval)
+    correspondence/                     imface correspond over the full model's fits (Fig. 5 analog)
+    figures/fig4_reconstructions.png    ground truth, ImFace and baselines, with error heatmaps
+    timings.json, results.json          seconds per stage; every figure of the report
+    report.md
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from imface.benchmark.config import VARIANTS, BenchmarkConfig, load_benchmark_config, save_benchmark_config
+from imface.errors import ImfaceError
+from imface.io.atomic import write_json
+from imface.io.manifest import Manifest, read_manifest
+
+CONFIG_NAME = "benchmark.yaml"
+TIMINGS_NAME = "timings.json"
+RESULTS_NAME = "results.json"
+TRAINED_NAME = "trained.json"
+#: A method's seed folder for models without a seed (the baselines are deterministic).
+NO_SEED = "seed-none"
+
+
+def choose_test_scans(manifest: Manifest, count: int) -> list[str]:
+    """``count`` scans of the held-out identities (0: all), spread over identities and expressions.
+
+    Identities take turns; within an identity the picks are evenly spaced over its scans
+    (sorted by name), and each identity's picks start at a different place so that the
+    chosen expressions differ between identities. Held-out expressions are kept in when
+    the split has them. Deterministic.
+    """
+    test = sorted(manifest.test)
+    if not test:
+        raise ImfaceError(manifest.root, "the test split is empty: preprocess with --test-identities >= 1")
+    if count <= 0 or count >= len(test):
+        return test
+    by_identity: dict[str, list[str]] = {}
+    for name in test:
+        by_identity.setdefault(manifest.scan(name).identity, []).append(name)
+    identities = sorted(by_identity)
+    per_identity = [count // len(identities) + (i < count % len(identities)) for i in range(len(identities))]
+    picked: list[list[str]] = []
+    for turn, (identity, take) in enumerate(zip(identities, per_identity)):
+        names = by_identity[identity]
+        take = min(take, len(names))
+        if take:
+            offset = turn * len(names) // (take * len(identities))
+            picked.append([names[(offset + i * len(names) // take) % len(names)] for i in range(take)])
+    held_out = set(manifest.test_expressions)
+    if count >= 2 and not any(manifest.scan(n).expression in held_out for picks in picked for n in picks):
+        # keep unseen expressions in the sample: the last pick of the last identity becomes one
+        last = picked[-1]
+        candidates = [n for n in by_identity[manifest.scan(last[-1]).identity] if manifest.scan(n).expression in held_out]
+        if candidates:
+            last[-1] = candidates[0]
+    if count >= 2 and all(manifest.scan(n).expression in held_out for picks in picked for n in picks):
+        last = picked[-1]  # and seen ones
+        candidates = [n for n in by_identity[manifest.scan(last[-1]).identity] if manifest.scan(n).expression not in held_out]
+        if candidates:
+            last[-1] = candidates[0]
+    # identities take turns, so that the first few scans (the figures' rows) span identities
+    return [picks[i] for i in range(max(map(len, picked))) for picks in picked if i < len(picks)]
+
+
+def variant_experiment(config: BenchmarkConfig, variant: str, seed: int):
+    """The training config of one variant and seed (engine preset + ablations + overrides)."""
+    from imface.engine.config import apply_ablations, apply_overrides, preset, set_field
+
+    ablations, overrides = VARIANTS[variant]
+    experiment = apply_ablations(preset(config.train_preset), ablations)
+    for key, value in overrides.items():
+        experiment = set_field(experiment, key, value)
+    experiment = apply_overrides(experiment, config.train_overrides)
+    experiment.train.seed = seed
+    experiment.train.max_steps = config.train_steps
+    experiment.train.max_minutes = 0.0
+    return experiment
+
+
+def latent_size(experiment) -> int:
+    return int(experiment.model.id_code_dim + experiment.model.exp_code_dim)
+
+
+class Timings:
+    """Seconds per stage, kept in ``timings.json`` across resumed runs (a skipped stage keeps
+    the time it took when it ran)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seconds: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
+
+    def run(self, stage: str, work: Callable[[], bool], progress: bool) -> None:
+        """Run ``work`` (returns True when it did anything) and record its time if it did."""
+        if progress:
+            print(f"[benchmark] {stage} ...", flush=True)
+        started = time.perf_counter()
+        did_work = work()
+        if did_work or stage not in self.seconds:
+            self.seconds[stage] = time.perf_counter() - started
+            write_json(self.path, self.seconds)
+        if progress:
+            state = "done" if did_work else "already done"
+            print(f"[benchmark] {stage}: {state} ({self.seconds[stage]:.1f} s)", flush=True)
+
+
+def _prepare(bench_dir: Path, config: BenchmarkConfig, data_dir: Path) -> None:
+    config_path = bench_dir / CONFIG_NAME
+    if config_path.is_file():
+        saved = load_benchmark_config(config_path)
+        if saved.to_dict() != config.to_dict():
+            changed = sorted(k for k, v in config.to_dict().items() if saved.to_dict().get(k) != v)
+            raise ImfaceError(bench_dir, f"holds a benchmark with another config (differs in {', '.join(changed)}); "
+                                         "use a new --exp-dir")
+    bench_dir.mkdir(parents=True, exist_ok=True)
+    save_benchmark_config(config, config_path)
+    write_json(bench_dir / "data.json", {"data": str(data_dir.resolve())})
+
+
+def _train_variants(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, device: str, progress: bool) -> bool:
+    from imface.engine.trainer import train
+
+    did = False
+    for variant in config.variants:
+        for seed in config.seeds:
+            exp_dir = bench_dir / "imface" / variant / f"seed-{seed}"
+            marker = exp_dir / TRAINED_NAME
+            if marker.is_file() and json.loads(marker.read_text()).get("steps") == config.train_steps:
+                continue
+            did = True
+            if progress:
+                print(f"[benchmark] train {variant} seed {seed}: {config.train_steps} steps", flush=True)
+            result = train(variant_experiment(config, variant, seed), data_dir, exp_dir,
+                           resume=(exp_dir / "config.yaml").is_file(), device=device, progress=progress)
+            if result.stopped not in ("finished", "max_steps"):
+                raise ImfaceError(exp_dir, f"training stopped early ({result.stopped}); run the benchmark again to resume")
+            write_json(marker, {"steps": result.step, "seconds": result.seconds, "stopped": result.stopped,
+                                "losses": result.losses})
+    return did
+
+
+def _fit_variants(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str], device: str) -> bool:
+    from imface.engine.fitter import fit
+
+    did = False
+    for variant in config.variants:
+        for seed in config.seeds:
+            fits_dir = bench_dir / "fits" / "imface" / variant / f"seed-{seed}"
+            marker = fits_dir / "fitted.json"
+            if marker.is_file() and json.loads(marker.read_text()).get("scans") == scans:
+                continue
+            did = True
+            started = time.perf_counter()
+            results = fit(bench_dir / "imface" / variant / f"seed-{seed}", data_dir, fits_dir, split="test",
+                          scans=scans, steps=config.fit_steps, points=config.fit_points,
+                          resolution=config.fit_resolution, seed=seed, landmarks=False, device=device,
+                          metrics_points=min(config.eval_points, 50_000))  # quick check; eval scores them
+            seconds = time.perf_counter() - started
+            write_json(marker, {"scans": scans, "seconds": seconds, "seconds_per_scan": seconds / len(scans),
+                                "optimise_seconds": sorted({r.seconds for r in results})})
+    return did
+
+
+def _baselines(config: BenchmarkConfig, data_dir: Path, bench_dir: Path) -> bool:
+    from imface.baselines import build_baselines
+
+    index = bench_dir / "baselines" / "baselines.json"
+    if index.is_file():
+        return False
+    build_baselines(data_dir, bench_dir / "baselines", pca_sizes=tuple(config.pca_sizes),
+                    bilinear=tuple(config.bilinear_ranks), flame=tuple(config.flame_ranks))
+    return True
+
+
+def baseline_names(bench_dir: Path) -> dict[str, dict[str, Any]]:
+    """The built baselines: name -> {"path", "latent_size"} (from ``baselines/baselines.json``)."""
+    index = json.loads((bench_dir / "baselines" / "baselines.json").read_text())
+    return index["models"]
+
+
+def _fit_baselines(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str]) -> bool:
+    from imface.baselines import fit_baseline
+
+    manifest = read_manifest(data_dir)
+    did = False
+    for name, entry in baseline_names(bench_dir).items():
+        for scan in scans:
+            out = bench_dir / "fits" / "baselines" / name / scan
+            if (out / "fit.json").is_file():
+                continue
+            did = True
+            fit_baseline(bench_dir / "baselines" / entry["path"], manifest.folder(scan), out,
+                         points=config.baseline_fit_points, seed=0)
+    return did
+
+
+def methods(config: BenchmarkConfig, bench_dir: Path) -> list[dict[str, Any]]:
+    """Every scored method: name, kind (imface | baseline), latent size, and per seed its
+    reconstruction folder and file name."""
+    rows = []
+    for variant in config.variants:
+        rows.append({"name": variant, "kind": "imface",
+                     "latent_size": latent_size(variant_experiment(config, variant, config.seeds[0])),
+                     "runs": {f"seed-{s}": (bench_dir / "fits" / "imface" / variant / f"seed-{s}", "mesh.ply")
+                              for s in config.seeds}})
+    for name, entry in baseline_names(bench_dir).items():
+        rows.append({"name": name, "kind": "baseline", "latent_size": int(entry["latent_size"]),
+                     "runs": {NO_SEED: (bench_dir / "fits" / "baselines" / name, "fitted_full.ply")}})
+    return rows
+
+
+def _evaluate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str]) -> bool:
+    from imface.eval.evaluate import SUMMARY_NAME, evaluate_folder
+
+    did = False
+    for method in methods(config, bench_dir):
+        for run, (recon_dir, recon_name) in method["runs"].items():
+            out = bench_dir / "eval" / method["name"] / run
+            summary = out / SUMMARY_NAME
+            if summary.is_file():
+                saved = json.loads(summary.read_text())
+                if sorted(r["name"] for r in saved["scans"]) == sorted(scans):
+                    continue
+            did = True
+            evaluate_folder(recon_dir, out, data_dir=data_dir, recon_name=recon_name, num_points=config.eval_points,
+                            seed=0)
+    return did
+
+
+def _correspondence(config: BenchmarkConfig, bench_dir: Path, scans: list[str], device: str) -> bool:
+    from imface.correspondence import run_correspondence
+    from imface.pretrained import load_pretrained
+
+    out = bench_dir / "correspondence"
+    if (out / "correspondence.json").is_file() or len(scans) < 2:
+        return False
+    variant, seed = correspondence_model(config)
+    pretrained = load_pretrained(bench_dir / "imface" / variant / f"seed-{seed}", device)
+    pairs = [(scans[0], other) for other in scans[1:]][: max(1, config.correspondence_pairs)]
+    run_correspondence(pretrained, bench_dir / "fits" / "imface" / variant / f"seed-{seed}", out, pairs,
+                       metric_pairs="all", sheet_pairs=config.correspondence_pairs)
+    return True
+
+
+def correspondence_model(config: BenchmarkConfig) -> tuple[str, int]:
+    """The variant and seed whose fits carry the correspondence figures (the full model when run)."""
+    return ("full" if "full" in config.variants else config.variants[0]), config.seeds[0]
+
+
+def run_benchmark(data_dir: str | Path, bench_dir: str | Path, config: BenchmarkConfig, *, device: str = "cpu",
+                  progress: bool = True) -> Path:
+    """Run (or resume) every stage into ``bench_dir``; returns the path of ``report.md``."""
+    from imface.benchmark.figures import write_fig4
+    from imface.benchmark.report import collect_results, write_report
+
+    config.validate()
+    data_dir, bench_dir = Path(data_dir), Path(bench_dir)
+    manifest = read_manifest(data_dir)
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    _prepare(bench_dir, config, data_dir)
+    scans = choose_test_scans(manifest, config.test_scans)
+    timings = Timings(bench_dir / TIMINGS_NAME)
+    timings.run("train ImFace variants", lambda: _train_variants(config, data_dir, bench_dir, device, progress), progress)
+    timings.run("fit ImFace variants", lambda: _fit_variants(config, data_dir, bench_dir, scans, device), progress)
+    timings.run("build baselines", lambda: _baselines(config, data_dir, bench_dir), progress)
+    timings.run("fit baselines", lambda: _fit_baselines(config, data_dir, bench_dir, scans), progress)
+    timings.run("evaluate", lambda: _evaluate(config, data_dir, bench_dir, scans), progress)
+    timings.run("correspondence", lambda: _correspondence(config, bench_dir, scans, device), progress)
+    figures = bench_dir / "figures"
+
+    def pictures() -> bool:
+        write_fig4(config, data_dir, bench_dir, scans[: config.figure_scans], figures / "fig4_reconstructions.png")
+        return True
+
+    timings.run("figures", pictures, progress)
+    results = collect_results(config, data_dir, bench_dir, scans, timings.seconds, device)
+    write_json(bench_dir / RESULTS_NAME, results)
+    report = write_report(results, bench_dir)
+    if progress:
+        print(f"[benchmark] report: {report}", flush=True)
+    return report
+

@@ -1,0 +1,138 @@
+"""imface benchmark: scan choice, variant configs, goals, and a tiny end-to-end run on the built-in data."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from imface.benchmark import benchmark_preset, choose_test_scans, run_benchmark
+from imface.benchmark.config import VARIANTS, load_benchmark_config
+from imface.benchmark.report import check_goals
+from imface.benchmark.run import variant_experiment
+from imface.errors import ImfaceError
+
+
+def _manifest(identities=("a", "b"), expressions=("neutral", "smile", "jaw_left", "anger", "eye_closed"),
+              held_out=("jaw_left", "eye_closed")):
+    scans = {f"{i}/{n}_{e}": SimpleNamespace(identity=i, expression=e) for i in identities
+             for n, e in enumerate(expressions, 1)}
+    return SimpleNamespace(test=tuple(scans), scan=lambda name: scans[name], test_expressions=tuple(held_out),
+                           root="data")
+
+
+def test_choose_test_scans_spreads_identities_and_keeps_seen_and_unseen():
+    manifest = _manifest()
+    for count in (2, 4, 6):
+        chosen = choose_test_scans(manifest, count)
+        assert len(chosen) == len(set(chosen)) == count
+        identities = [manifest.scan(n).identity for n in chosen]
+        assert identities[:2] == ["a", "b"]  # identities take turns
+        assert abs(identities.count("a") - identities.count("b")) <= 1
+        held = {manifest.scan(n).expression in manifest.test_expressions for n in chosen}
+        assert held == {True, False}, chosen
+        assert chosen == choose_test_scans(manifest, count)  # deterministic
+    assert sorted(choose_test_scans(manifest, 0)) == sorted(manifest.test)
+    assert len(choose_test_scans(manifest, 99)) == 10
+
+
+def test_choose_test_scans_refuses_an_empty_test_split():
+    with pytest.raises(ImfaceError, match="test split is empty"):
+        choose_test_scans(SimpleNamespace(test=(), root="data"), 4)
+
+
+def test_variant_configs_switch_the_ablations_and_share_the_budget():
+    config = benchmark_preset("cpu")
+    full = variant_experiment(config, "full", 3)
+    assert (full.model.deformation, full.model.blend, full.model.expression_embedding) == ("disentangled", True, "per_scan")
+    assert full.train.seed == 3 and full.train.max_steps == config.train_steps and full.train.max_minutes == 0
+    i3dmm = variant_experiment(config, "i3dmm-like", 0)
+    assert (i3dmm.model.deformation, i3dmm.model.blend, i3dmm.model.expression_embedding) == ("joint", False, "per_name")
+    small = variant_experiment(config, "full-2x64", 0)
+    assert small.model.id_code_dim == small.model.exp_code_dim == 64
+    config.train_overrides = ["train.lr=0.003"]
+    assert variant_experiment(config, "no-blend", 0).train.lr == pytest.approx(0.003)
+    assert set(config.variants) <= set(VARIANTS)
+
+
+def test_presets_validate_and_bad_values_are_refused():
+    for name in ("tiny", "cpu", "long", "paper"):
+        assert benchmark_preset(name).preset == name
+    assert len(benchmark_preset("long").seeds) == 3
+    with pytest.raises(ImfaceError, match="unknown benchmark preset"):
+        benchmark_preset("huge")
+    config = benchmark_preset("tiny")
+    config.variants = ["full", "no-such"]
+    with pytest.raises(ImfaceError, match="unknown variant"):
+        config.validate()
+
+
+def _row(kind, latent, chamfer, fscore=50.0):
+    return {"kind": kind, "latent_size": latent, "chamfer_mm": {"mean": chamfer}, "fscore@1mm": {"mean": fscore}}
+
+
+def test_goals_compare_at_equal_latent_size_and_check_the_ablation_order():
+    rows = {"pca128": _row("baseline", 128, 0.8), "pca256": _row("baseline", 256, 0.9),
+            "full": _row("imface", 256, 0.54, 92.0), "no-extend": _row("imface", 256, 0.6),
+            "no-blend": _row("imface", 256, 0.7), "no-dist": _row("imface", 256, 0.65)}
+    goals = {g["goal"].split()[1]: g for g in check_goals(rows)}
+    assert goals["Chamfer"]["met"] and "pca256" in goals["Chamfer"]["value"] and goals["Chamfer"]["note"] == "equal latent size 256"
+    assert goals["F-score@1mm"]["met"]
+    assert next(g for g in check_goals(rows) if g["goal"].startswith("ablation"))["met"]
+    rows["no-extend"] = _row("imface", 256, 0.8)  # worse than no-blend: order broken
+    rows.pop("pca256")  # no PCA of equal size: the nearest is used and named
+    goals = check_goals(rows)
+    chamfer = next(g for g in goals if "Chamfer <=" in g["goal"])
+    assert not chamfer["met"] and "pca128" in chamfer["note"]
+    assert not next(g for g in goals if g["goal"].startswith("ablation"))["met"]
+    rows["full-2x64"] = _row("imface", 128, 0.5)  # the 2x64 model has an equal-size PCA: it is preferred
+    chamfer = next(g for g in check_goals(rows) if "Chamfer <=" in g["goal"])
+    assert chamfer["met"] and "full-2x64 / pca128" in chamfer["value"] and chamfer["note"] == "equal latent size 128"
+
+
+@pytest.fixture(scope="module")
+def builtin_data(tmp_path_factory, bfm):
+    from imface.data.builtin import write_dataset
+    from imface.data.pipeline import PreprocessConfig
+    from imface.data.preprocess import preprocess_dataset
+
+    root = tmp_path_factory.mktemp("bench")
+    write_dataset(root / "raw", identities=4, expressions="neutral,smile,mouth_stretch,jaw_left")
+    preprocess_dataset(root / "raw", root / "data", PreprocessConfig(surface_samples=8000, space_samples=2000,
+                                                                     test_identities=1), progress=False)
+    return root / "data"
+
+
+def test_tiny_benchmark_end_to_end_and_resume(builtin_data, tmp_path):
+    config = benchmark_preset("tiny")
+    config.train_steps = 10
+    report = run_benchmark(builtin_data, tmp_path / "bench", config, progress=False)
+    results = json.loads((tmp_path / "bench" / "results.json").read_text())
+    methods = results["methods"]
+    assert set(config.variants) <= set(methods) and {"pca2", "pca4", "bilinear", "flame_like"} <= set(methods)
+    for name, row in methods.items():
+        assert row["chamfer_mm"]["mean"] is not None and row["chamfer_mm"]["mean"] > 0, name
+        assert 0 <= row["fscore@1mm"]["mean"] <= 100, name
+        run = next(iter(row["runs"].values()))
+        assert run["scored"] == 2 and not run["failed"], name
+    assert results["correspondence"]["landmark_transfer_error"]["mean_mm"] > 0
+    assert len(results["goals"]) == 3
+    text = report.read_text()
+    for needle in ("Table 1 analog", "Table 2 analog", "figures/fig4_reconstructions.png",
+                   "correspondence/correspondence.png", "Seeds: 0", "torch"):
+        assert needle in text
+    assert (tmp_path / "bench" / "figures" / "fig4_reconstructions.png").stat().st_size > 10_000
+    assert (tmp_path / "bench" / "correspondence" / "correspondence.png").is_file()
+
+    # a second run resumes: nothing is trained, fitted or scored again
+    marker = tmp_path / "bench" / "imface" / "full" / "seed-0" / "trained.json"
+    summary = tmp_path / "bench" / "eval" / "pca2" / "seed-none" / "summary.json"
+    stamps = (marker.stat().st_mtime_ns, summary.stat().st_mtime_ns)
+    run_benchmark(builtin_data, tmp_path / "bench", config, progress=False)
+    assert (marker.stat().st_mtime_ns, summary.stat().st_mtime_ns) == stamps
+    assert load_benchmark_config(tmp_path / "bench" / "benchmark.yaml").to_dict() == config.to_dict()
+
+    other = benchmark_preset("tiny")
+    other.train_steps = 11
+    with pytest.raises(ImfaceError, match="another config"):
+        run_benchmark(builtin_data, tmp_path / "bench", other, progress=False)
