@@ -4,9 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.imface-installed
 DEMO_OUT ?= demo_out
+BENCH_OUT ?= bench_out
+BENCH_PRESET ?= cpu
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-slow bench clean-demo
+.PHONY: setup demo test test-slow bench benchmark clean-demo
 
 setup: $(STAMP)
 
@@ -21,6 +23,14 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(BIN)/imface --threads 2 demo --out $(DEMO_OUT)
+
+# The evaluation of README "Evaluation": 12 built-in identities (2 held out), then imface benchmark.
+benchmark: setup
+	$(BIN)/imface --threads 2 data bfm --out $(BENCH_OUT)/raw --identities 12 --workers 2
+	$(BIN)/imface --threads 2 preprocess --in $(BENCH_OUT)/raw --out $(BENCH_OUT)/processed --workers 2 \
+		--surface-samples 100000 --space-samples 15000 --test-identities 2 --no-progress
+	$(BIN)/imface --threads 2 benchmark --data $(BENCH_OUT)/processed --exp-dir $(BENCH_OUT)/$(BENCH_PRESET) \
+		--preset $(BENCH_PRESET)
 
 test: setup
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)

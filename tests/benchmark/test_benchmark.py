@@ -136,3 +136,36 @@ def test_tiny_benchmark_end_to_end_and_resume(builtin_data, tmp_path):
     other.train_steps = 11
     with pytest.raises(ImfaceError, match="another config"):
         run_benchmark(builtin_data, tmp_path / "bench", other, progress=False)
+
+
+def _cli(*args: str) -> int:
+    from imface.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--threads", "1", *args])
+    return int(exit_info.value.code or 0)
+
+
+def test_baseline_cli_builds_fits_and_scores(builtin_data, tmp_path, capsys):
+    from imface.io.manifest import read_manifest
+
+    models = tmp_path / "models"
+    assert _cli("baseline", "build", "--data", str(builtin_data), "--out", str(models), "--pca-sizes", "3,500",
+                "--bilinear", "none", "--flame", "2,2") == 0
+    out = capsys.readouterr().out
+    assert "built pca3" in out and "note pca500: skipped" in out and "bilinear" not in out
+    scan = read_manifest(builtin_data).test[0]
+    assert _cli("baseline", "fit", "--model", str(models / "pca3"), "--data", str(builtin_data), "--out",
+                str(tmp_path / "fits"), "--scans", scan, "--points", "2000") == 0
+    assert (tmp_path / "fits" / scan / "fitted_full.ply").is_file()
+    assert _cli("eval", "--fits", str(tmp_path / "fits"), "--data", str(builtin_data), "--recon-name",
+                "fitted_full.ply", "--points", "5000") == 0
+    summary = json.loads((tmp_path / "fits" / "eval" / "summary.json").read_text())
+    assert summary["num_scored"] == 1 and summary["overall"]["chamfer_mm"]["mean"] < 5.0
+
+    assert _cli("baseline", "fit", "--model", str(models / "pca3"), "--data", str(builtin_data), "--out",
+                str(tmp_path / "fits"), "--scans", "nobody/1_neutral") == 2
+    assert "no scan(s) named nobody/1_neutral" in capsys.readouterr().err
+    assert _cli("benchmark", "--data", str(builtin_data), "--exp-dir", str(tmp_path / "b"), "--preset", "huge") == 2
+    assert "unknown benchmark preset 'huge'" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
