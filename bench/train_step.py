@@ -6,15 +6,20 @@ reference (imface.fields.reference) evaluates the same weights with Python loops
 over scans and regions. Prints parameter counts (ours and the authors' variant),
 then points/s per setting; the last line is the headline.
 
-    PYTHONPATH=. python bench/train_step.py [--threads 2] [--scans 4] [--points 1024 16384]
+    PYTHONPATH=. python bench/train_step.py [--threads 2] [--scans 4] [--points 1024 16384] [--profile]
+
+--profile also prints where the batched step's time goes, per aten op and input
+shapes (timed one op at a time; torch.profiler inflates the large elementwise ops
+several-fold here, so its table misleads).
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import ctypes
 import statistics
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -24,6 +29,7 @@ from imface.fields.reference import loop_reference_model
 from imface.losses import compute_losses
 from imface.model import ImFace
 from imface.threads import set_threads
+from torch.utils._python_dispatch import TorchDispatchMode
 
 
 def make_batch(scans: int, points: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -98,6 +104,38 @@ def time_interleaved(steps: list[Callable[[], None]], repeats: int) -> list[floa
     return [statistics.median(t) for t in times]
 
 
+class _OpTimer(TorchDispatchMode):
+    """Seconds and calls per (aten op, input shapes), summed over what runs under it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.totals: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0])
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        start = time.perf_counter()
+        out = func(*args, **(kwargs or {}))
+        shapes = [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)][:3]
+        entry = self.totals[f"{func} {shapes}"]
+        entry[0] += time.perf_counter() - start
+        entry[1] += 1
+        return out
+
+
+def profile_ops(step: Callable[[], None], steps: int = 3, top: int = 20) -> None:
+    """Print the ``top`` ops of ``step`` by time per step."""
+    step()
+    timer = _OpTimer()
+    start = time.perf_counter()
+    with timer:
+        for _ in range(steps):
+            step()
+    wall = (time.perf_counter() - start) / steps
+    in_ops = sum(seconds for seconds, _ in timer.totals.values()) / steps
+    print(f"profile (batched): {1e3 * wall:.1f} ms/step under the timer, {1e3 * in_ops:.1f} ms in ops")
+    for name, (seconds, calls) in sorted(timer.totals.items(), key=lambda kv: -kv[1][0])[:top]:
+        print(f"  {1e3 * seconds / steps:8.2f} ms {calls // steps:5d}x  {name}")
+
+
 def authors_parameter_estimate() -> tuple[int, int]:
     """(total, in hypernetworks) of the authors' released variant, from its config.
 
@@ -130,6 +168,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, nargs="+", default=[1024, 16384])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per model (fewer at > 4096 points)")
     parser.add_argument("--tune-malloc", action="store_true", help="keep freed memory in the heap (glibc mallopt)")
+    parser.add_argument("--profile", action="store_true", help="also print the batched step's time per op")
     args = parser.parse_args()
     set_threads(args.threads)
     if args.tune_malloc and not tune_malloc():
@@ -159,6 +198,8 @@ def main() -> None:
         print(f"{points:>6} points/scan: batched {fast:7.3f} s/step {rate(fast):9.0f} points/s | "
               f"loop {slow:7.3f} s/step {rate(slow):9.0f} points/s | speedup {slow / fast:.2f}x")
     first, *rest = args.points
+    if args.profile:
+        profile_ops(make_step(model, make_batch(args.scans, first, torch.Generator().manual_seed(first))))
     extra = "".join(f", {speedups[p]:.1f}x at {p}" for p in rest)
     print(f"train step: speedup {speedups[first]:.1f}x at {first} points/scan (batched vs loop){extra}")
 

@@ -151,10 +151,15 @@ class ImFace(nn.Module):
             template = self.template_field(identity.points, self.template_five)
             sdf = template.sdf + identity.residual
             gradient = canonical_gradient = None
-            if with_gradients:
+            if with_gradients and canonical_points is None:
                 gradient = _spatial_gradient(sdf, points, create_graph)
-                if canonical_points is not None:
-                    canonical_gradient = _spatial_gradient(template.sdf, canonical_points, create_graph)
+            elif with_gradients:
+                # Chain rule by hand: d sdf/d p = J_E^T (d s0/d p' + d delta/d p'), so TempNet
+                # is differentiated once (for d s0/d p') instead of once per gradient.
+                canonical_gradient = _spatial_gradient(template.sdf, canonical_points, create_graph)
+                residual_gradient = _spatial_gradient(identity.residual, canonical_points, create_graph)
+                seed = canonical_gradient + residual_gradient
+                gradient = _vector_jacobian(canonical_points, points, seed, create_graph)
         output = ImFaceOutput(
             sdf,
             template.sdf,
@@ -219,7 +224,12 @@ class ImFace(nn.Module):
 
 def _spatial_gradient(values: torch.Tensor, points: torch.Tensor, create_graph: bool) -> torch.Tensor:
     """d values / d points for per-point values (B, N) of points (B, N, 3) -> (B, N, 3)."""
-    (grad,) = torch.autograd.grad(
-        values, points, grad_outputs=torch.ones_like(values), create_graph=create_graph, retain_graph=True
-    )
+    return _vector_jacobian(values, points, torch.ones_like(values), create_graph)
+
+
+def _vector_jacobian(
+    outputs: torch.Tensor, inputs: torch.Tensor, seed: torch.Tensor, create_graph: bool
+) -> torch.Tensor:
+    """seed^T d outputs / d inputs: outputs and seed (B, N, ...) of inputs (B, N, 3) -> (B, N, 3)."""
+    (grad,) = torch.autograd.grad(outputs, inputs, grad_outputs=seed, create_graph=create_graph, retain_graph=True)
     return grad

@@ -25,7 +25,11 @@ class GroupedLinear(nn.Module):
         self.bias = nn.Parameter((torch.rand(num_groups, out_dim) * 2 - 1) * bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("bki,koi->bko", x, self.weight) + self.bias
+        # One product per group as W @ x^T, so that the weight's gradient comes out in
+        # the weight's own layout (an einsum copies the large output layer's weight,
+        # x @ W^T its gradient, in every step). Returns a (B, K, out) view.
+        out = torch.baddbmm(self.bias[:, :, None], self.weight, x.permute(1, 2, 0))  # (K, out, B)
+        return out.permute(2, 0, 1)
 
 
 class HyperNetwork(nn.Module):

@@ -39,8 +39,8 @@ class _SinCos(torch.autograd.Function):
         grad = None
         if grad_sin is not None:
             grad = grad_sin * cos
-        if grad_cos is not None:
-            grad = -grad_cos * sin if grad is None else grad - grad_cos * sin
+        if grad_cos is not None:  # one fused multiply-subtract where both are given
+            grad = -grad_cos * sin if grad is None else torch.addcmul(grad, grad_cos, sin, value=-1.0)
         return grad
 
 
@@ -120,29 +120,50 @@ def siren_forward(x: torch.Tensor, params: torch.Tensor, layout: SirenLayout) ->
     batch = max(x.shape[0], params.shape[0])
     num_fields, num_points = x.shape[1], x.shape[2]
     h = x.expand(batch, *x.shape[1:]).reshape(batch * num_fields, num_points, x.shape[-1])
-    return siren_layers(h, layout.unflatten(params), layout.omegas, batch).reshape(batch, num_fields, num_points, -1)
+    out = siren_layers(h.transpose(1, 2), layout.unflatten(params), layout.omegas, batch)
+    return out.transpose(1, 2).reshape(batch, num_fields, num_points, -1)
 
 
 def siren_layers(
     h: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]], omegas: list[float], batch: int
 ) -> torch.Tensor:
-    """Run SIREN layers on already batched inputs.
+    """Run SIREN layers on already batched, feature-major inputs.
 
-    h: (B * K, N, in). layers: (weight (B or 1, K, out, in), bias (B or 1, K, out)) per
-    layer; all but the last are followed by sin(omega * .), with omegas[i] for layer i.
-    Returns (B * K, N, out).
+    h: (B * K, in, N), features before points: each layer is then ``W @ h`` on
+    contiguous memory and K fields of a scan stacked along the features are already
+    in this layout, with no transposed copies. layers: (weight (B or 1, K, out, in),
+    bias (B or 1, K, out)) per layer; all but the last are followed by
+    sin(omega * .), with omegas[i] for layer i. Returns (B * K, out, N).
+    """
+    return run_layers(h, batch_layers(layers, omegas, batch))
+
+
+def batch_layers(
+    layers: list[tuple[torch.Tensor, torch.Tensor]], omegas: list[float], batch: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The layers of :func:`siren_layers` as :func:`run_layers` takes them.
+
+    Returns (weight (B * K, out, in), bias (B * K, out, 1)) per layer, with omega folded
+    into all but the last (sin(omega (W h + b)) = sin(W' h + b')). Done once per batch
+    of fields, so that evaluating them on several tiles of points shares it.
     """
     last = len(layers) - 1
+    batched = []
     for index, (weight, bias) in enumerate(layers):
-        num_fields = weight.shape[-3]
+        num_fields, out_dim, in_dim = weight.shape[-3:]
         if index < last:
-            # sin(omega (W h + b)) with omega folded into the small weight tensors.
             weight, bias = weight * omegas[index], bias * omegas[index]
-        weight_t = weight.transpose(-1, -2).expand(batch, num_fields, weight.shape[-1], weight.shape[-2])
-        bias = bias.expand(batch, num_fields, bias.shape[-1])
-        h = torch.baddbmm(
-            bias.reshape(batch * num_fields, 1, -1), h, weight_t.reshape(batch * num_fields, *weight_t.shape[-2:])
-        )
+        weight = weight.expand(batch, num_fields, out_dim, in_dim).reshape(batch * num_fields, out_dim, in_dim)
+        bias = bias.expand(batch, num_fields, out_dim).reshape(batch * num_fields, out_dim, 1)
+        batched.append((weight, bias))
+    return batched
+
+
+def run_layers(h: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """h (B * K, in, N) through layers from :func:`batch_layers`, sine after all but the last."""
+    last = len(layers) - 1
+    for index, (weight, bias) in enumerate(layers):
+        h = torch.baddbmm(bias, weight, h)
         if index < last:
             h = sine(h)
     return h

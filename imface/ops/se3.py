@@ -96,20 +96,19 @@ def se3_exp(twist: torch.Tensor) -> torch.Tensor:
 def se3_apply(twist: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Move points by the exponential of their twists: ``x' = R x + t`` (Eq. 7-8).
 
-    Written with cross products instead of 3x3 matrices, so it is cheap per point.
+    Written with cross products instead of 3x3 matrices, so it is cheap per point, and
+    with the rotation and translation parts sharing them (the cross product is linear):
+    ``R x + t = x + v + w x (A x + B v) + w x (w x (B x + C v))``.
 
     twist: (..., 6) = (omega radians, v model units); points: (..., 3) model units,
     broadcastable against ``twist[..., :3]``. Returns (..., 3) model units.
     """
     omega, v = twist[..., :3], twist[..., 3:]
     a, b, c = _rodrigues_coefficients(omega)
-    w_x = torch.cross(omega.expand_as(points), points, dim=-1)
-    w_w_x = torch.cross(omega.expand_as(points), w_x, dim=-1)
-    w_v = torch.cross(omega, v, dim=-1)
-    w_w_v = torch.cross(omega, w_v, dim=-1)
-    rotated = points + a * w_x + b * w_w_x
-    translation = v + b * w_v + c * w_w_v
-    return rotated + translation
+    omega = omega.expand_as(points)
+    once = torch.cross(omega, a * points + b * v, dim=-1)
+    twice = torch.cross(omega, torch.cross(omega, b * points + c * v, dim=-1), dim=-1)
+    return points + v + once + twice
 
 
 def warp_points(points: torch.Tensor, deformation: torch.Tensor, warp: str) -> torch.Tensor:
