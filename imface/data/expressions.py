@@ -172,6 +172,16 @@ def normal_bumps(points: np.ndarray, centres: np.ndarray, radii_mm: np.ndarray,
     return np.exp(-0.5 * d2 / radii_mm[None] ** 2) @ heights_mm
 
 
+def _rotate_in_plane(points: np.ndarray, pivot: np.ndarray, angles: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Rotate coordinates (a, b) about ``pivot``: (a, b) -> (a cos - b sin, a sin + b cos)."""
+    rel = points - pivot
+    cos_a, sin_a = np.cos(angles), np.sin(angles)
+    out = points.copy()
+    out[:, a] = pivot[..., a] + rel[:, a] * cos_a - rel[:, b] * sin_a
+    out[:, b] = pivot[..., b] + rel[:, a] * sin_a + rel[:, b] * cos_a
+    return out
+
+
 def rotate_about_x(points: np.ndarray, pivot: np.ndarray, angles: np.ndarray) -> np.ndarray:
     """Rotate each point about the x-parallel axis through ``pivot`` by its own angle.
 
@@ -179,22 +189,12 @@ def rotate_about_x(points: np.ndarray, pivot: np.ndarray, angles: np.ndarray) ->
     (y, z) -> (y cos - z sin, y sin + z cos), so a positive angle turns a point in front of
     and below the pivot downward (how a jaw opens). Returns (V, 3).
     """
-    rel = points - pivot
-    cos_a, sin_a = np.cos(angles), np.sin(angles)
-    out = points.copy()
-    out[:, 1] = pivot[..., 1] + rel[:, 1] * cos_a - rel[:, 2] * sin_a
-    out[:, 2] = pivot[..., 2] + rel[:, 1] * sin_a + rel[:, 2] * cos_a
-    return out
+    return _rotate_in_plane(points, pivot, angles, 1, 2)
 
 
 def rotate_about_y(points: np.ndarray, pivot: np.ndarray, angles: np.ndarray) -> np.ndarray:
     """Like :func:`rotate_about_x` about the vertical axis: (z, x) -> (z cos - x sin, z sin + x cos)."""
-    rel = points - pivot
-    cos_a, sin_a = np.cos(angles), np.sin(angles)
-    out = points.copy()
-    out[:, 2] = pivot[..., 2] + rel[:, 2] * cos_a - rel[:, 0] * sin_a
-    out[:, 0] = pivot[..., 0] + rel[:, 2] * sin_a + rel[:, 0] * cos_a
-    return out
+    return _rotate_in_plane(points, pivot, angles, 2, 0)
 
 
 def mouth_line_at(x: np.ndarray, mouth_line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
