@@ -226,8 +226,9 @@ class ScanFit:
 
 def scan_metrics(target: FitTarget, mesh, rotation: np.ndarray, translation: np.ndarray, num_points: int) -> dict | None:
     """Chamfer / F-score / normal consistency of the fitted mesh against the target's mesh, in
-    model space, the reference cropped to the unit sphere as the preprocessing does."""
-    if target.reference is None or len(mesh.faces) == 0:
+    model space, the reference cropped to the unit sphere as the preprocessing does. None
+    without a reference, for an empty mesh, or with ``num_points`` 0 (no quick metrics asked)."""
+    if num_points <= 0 or target.reference is None or len(mesh.faces) == 0:
         return None
     from imface.ops.crop import crop_to_sphere
     from imface.ops.metrics import evaluate_reconstruction

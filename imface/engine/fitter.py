@@ -300,7 +300,9 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     paths (see :mod:`imface.engine.fit_inputs`); same_identity: one z_id per identity;
     steps / points / lr: the schedule (points: surface and space samples per scan and step);
     neutral: auto | yes | no for scans whose neutrality is unknown; unit: auto | model | mm |
-    cm | m for landmark-free input; pose: auto | fit | none; batch_size: scans per batch.
+    cm | m for landmark-free input; pose: auto | fit | none; batch_size: scans per batch;
+    metrics_points: samples for the quick metrics in each fit.json (0: none, e.g. when
+    :func:`imface.eval.evaluate.evaluate_folder` scores the fits afterwards).
     """
     import time
 
