@@ -63,17 +63,13 @@ def choose_test_scans(manifest: Manifest, count: int) -> list[str]:
             offset = turn * len(names) // (take * len(identities))
             picked.append([names[(offset + i * len(names) // take) % len(names)] for i in range(take)])
     held_out = set(manifest.test_expressions)
-    if count >= 2 and not any(manifest.scan(n).expression in held_out for picks in picked for n in picks):
-        # keep unseen expressions in the sample: the last pick of the last identity becomes one
-        last = picked[-1]
-        candidates = [n for n in by_identity[manifest.scan(last[-1]).identity] if manifest.scan(n).expression in held_out]
-        if candidates:
-            last[-1] = candidates[0]
-    if count >= 2 and all(manifest.scan(n).expression in held_out for picks in picked for n in picks):
-        last = picked[-1]  # and seen ones
-        candidates = [n for n in by_identity[manifest.scan(last[-1]).identity] if manifest.scan(n).expression not in held_out]
-        if candidates:
-            last[-1] = candidates[0]
+    for unseen in (True, False):  # keep both unseen and seen expressions in the sample
+        if count >= 2 and all((manifest.scan(n).expression in held_out) != unseen for picks in picked for n in picks):
+            last = picked[-1]  # its last pick is swapped for one of the missing kind
+            candidates = [n for n in by_identity[manifest.scan(last[-1]).identity]
+                          if (manifest.scan(n).expression in held_out) == unseen]
+            if candidates:
+                last[-1] = candidates[0]
     # identities take turns, so that the first few scans (the figures' rows) span identities
     return [picks[i] for i in range(max(map(len, picked))) for picks in picked if i < len(picks)]
 
@@ -122,9 +118,9 @@ class Timings:
 def _prepare(bench_dir: Path, config: BenchmarkConfig, data_dir: Path) -> None:
     config_path = bench_dir / CONFIG_NAME
     if config_path.is_file():
-        saved = load_benchmark_config(config_path)
-        if saved.to_dict() != config.to_dict():
-            changed = sorted(k for k, v in config.to_dict().items() if saved.to_dict().get(k) != v)
+        saved, wanted = load_benchmark_config(config_path).to_dict(), config.to_dict()
+        if saved != wanted:
+            changed = sorted(k for k, v in wanted.items() if saved.get(k) != v)
             raise ImfaceError(bench_dir, f"holds a benchmark with another config (differs in {', '.join(changed)}); "
                                          "use a new --exp-dir")
     bench_dir.mkdir(parents=True, exist_ok=True)

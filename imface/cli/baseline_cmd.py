@@ -30,14 +30,10 @@ def build(
 ) -> None:
     """Build the baselines from the training split's registered meshes."""
     from imface.baselines import build_baselines
-    from imface.errors import ImfaceError
+    from imface.cli.parsing import int_list
 
-    try:
-        sizes = tuple(int(s) for s in pca_sizes.split(",") if s.strip())
-    except ValueError:
-        raise ImfaceError(None, f"--pca-sizes expects comma-separated integers, got {pca_sizes!r}") from None
-    built = build_baselines(data, out, pca_sizes=sizes, bilinear=_pair(bilinear, "--bilinear"),
-                            flame=_pair(flame, "--flame"))
+    built = build_baselines(data, out, pca_sizes=tuple(int_list(pca_sizes, "--pca-sizes")),
+                            bilinear=_pair(bilinear, "--bilinear"), flame=_pair(flame, "--flame"))
     for name, path in built.models.items():
         typer.echo(f"built {name}: {path}")
     for name, note in built.notes.items():

@@ -7,15 +7,6 @@ from typing import List, Optional
 import typer
 
 
-def _ints(text: str, option: str) -> list[int]:
-    from imface.errors import ImfaceError
-
-    try:
-        return [int(item) for item in text.split(",") if item.strip()]
-    except ValueError:
-        raise ImfaceError(None, f"{option} expects comma-separated integers, got {text!r}") from None
-
-
 def benchmark(
     data: Path = typer.Option(..., "--data", help="Processed dataset (manifest.json with a test split)."),
     exp_dir: Path = typer.Option(..., "--exp-dir", help="Benchmark folder: models, fits, scores, figures, report.md."),
@@ -35,6 +26,7 @@ def benchmark(
     Re-running the same command resumes; a folder holding another config is refused.
     """
     from imface.benchmark import benchmark_preset, run_benchmark
+    from imface.cli.parsing import int_list
     from imface.errors import ImfaceError
 
     if device not in ("auto", "cpu", "cuda"):
@@ -43,7 +35,7 @@ def benchmark(
     if variants is not None:
         config.variants = [v.strip() for v in variants.split(",") if v.strip()]
     if seeds is not None:
-        config.seeds = _ints(seeds, "--seeds")
+        config.seeds = int_list(seeds, "--seeds")
     if train_steps is not None:
         config.train_steps = train_steps
     if test_scans is not None:

@@ -166,6 +166,10 @@ def test_baseline_cli_builds_fits_and_scores(builtin_data, tmp_path, capsys):
     assert _cli("baseline", "fit", "--model", str(models / "pca3"), "--data", str(builtin_data), "--out",
                 str(tmp_path / "fits"), "--scans", "nobody/1_neutral") == 2
     assert "no scan(s) named nobody/1_neutral" in capsys.readouterr().err
+    assert _cli("baseline", "build", "--data", str(builtin_data), "--out", str(tmp_path / "m2"), "--pca-sizes", "3,x") == 2
+    assert "--pca-sizes expects comma-separated integers, got '3,x'" in capsys.readouterr().err
+    assert _cli("benchmark", "--data", str(builtin_data), "--exp-dir", str(tmp_path / "b"), "--seeds", "0,one") == 2
+    assert "--seeds expects comma-separated integers" in capsys.readouterr().err
     assert _cli("benchmark", "--data", str(builtin_data), "--exp-dir", str(tmp_path / "b"), "--preset", "huge") == 2
     assert "unknown benchmark preset 'huge'" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
