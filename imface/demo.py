@@ -231,7 +231,11 @@ def _fit_stage(config: DemoConfig, data_dir: Path, exp_dir: Path, fits_dir: Path
 
 
 def write_fit_grid(data_dir: Path, fits_dir: Path, scans: list[str], png: Path) -> Path:
-    """A PNG grid, one row per fitted scan: target | fit | fit coloured by its distance to the target."""
+    """A PNG grid, one row per fitted scan: target | fit | fit coloured by its distance to the target.
+
+    The fit is shown cropped like its target (as ``imface eval`` scores it), so that the parts
+    an implicit model adds beyond the scan (ears, neck) do not read as errors."""
+    from imface.eval.crop import crop_like_ground_truth
     from imface.generate import error_colors, surface_distance_mm
     from imface.io.manifest import read_manifest
     from imface.io.mesh import read_mesh
@@ -243,16 +247,17 @@ def write_fit_grid(data_dir: Path, fits_dir: Path, scans: list[str], png: Path) 
     for name in scans:
         target = read_mesh(manifest.folder(name) / "mesh.ply")
         fitted = read_mesh(fits_dir / name / "mesh.ply")
-        errors = surface_distance_mm(fitted.vertices, target.vertices, target.faces)
+        vertices, faces = crop_like_ground_truth(fitted.vertices, fitted.faces)
+        errors = surface_distance_mm(vertices, target.vertices, target.faces)
         frame = target.vertices
         rows.append([
             render_mesh(target.vertices, target.faces, size=(256, 256), fit_to=frame),
-            render_mesh(fitted.vertices, fitted.faces, size=(256, 256), fit_to=frame),
-            render_mesh(fitted.vertices, fitted.faces, vertex_colors=error_colors(errors, 5.0), light="unlit",
+            render_mesh(vertices, faces, size=(256, 256), fit_to=frame),
+            render_mesh(vertices, faces, vertex_colors=error_colors(errors, 5.0), light="unlit",
                         size=(256, 256), fit_to=frame),
         ])
         labels.append(f"{name}\nmedian {np.median(errors):.2f} mm")
-    save_png(png, contact_sheet(rows, row_labels=labels, col_labels=["target", "fit", "error 0-5 mm"],
+    save_png(png, contact_sheet(rows, row_labels=labels, col_labels=["target", "fit (cropped like the target)", "error 0-5 mm"],
                                 title="Held-out scans fitted by the demo model"))
     return png
 
