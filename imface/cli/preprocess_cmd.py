@@ -47,8 +47,9 @@ def preprocess(
     ),
     surface_samples: int = typer.Option(250_000, "--surface-samples", min=1, help="Surface points per scan."),
     space_samples: int = typer.Option(15_000, "--space-samples", min=1, help="Points in the unit sphere per scan."),
-    near_surface: int = typer.Option(0, "--near-surface", min=0, help="Extra near-surface SDF samples per scan."),
-    near_sigma: float = typer.Option(0.01, "--near-sigma", min=0.0, help="Near-surface noise, model units (0.01 = 1 mm)."),
+    near_surface: int = typer.Option(50_000, "--near-surface", min=0,
+                                     help="Near-surface SDF samples per scan (read by training; 0: none)."),
+    near_sigma: float = typer.Option(0.02, "--near-sigma", min=0.0, help="Near-surface noise, model units (0.02 = 2 mm)."),
     seed: int = typer.Option(0, "--seed", help="Global seed (per-scan seeds derive from it and the scan name)."),
     test_identities: Optional[str] = typer.Option(
         None, "--test-identities", help="Held-out identities: a count, or comma-separated names (default ~10%)."

@@ -3,7 +3,8 @@
 A processed dataset (written by ``imface preprocess``) is a folder with ``manifest.json``
 and one sub-folder per scan holding ``surface_points.npy`` (Ns,3), ``surface_normals.npy``
 (Ns,3), ``space_points.npy`` (Nq,3), ``space_sdf.npy`` (Nq,), ``space_grad.npy`` (Nq,3)
-and ``landmarks.json``. All coordinates are model units (1 unit = 100 mm).
+and ``landmarks.json``, and optionally ``near_points.npy`` / ``near_sdf.npy`` / ``near_grad.npy``
+(near-surface SDF samples). All coordinates are model units (1 unit = 100 mm).
 
 FaceScape-scale data (thousands of scans x several MB) does not fit in memory, so the
 point arrays are opened with ``np.load(mmap_mode="r")`` and only the sampled rows are read.
@@ -27,6 +28,8 @@ from imface.io.manifest import MANIFEST_NAME, read_manifest
 
 NUM_LANDMARKS = 68
 POINT_FILES = ("surface_points", "surface_normals", "space_points", "space_sdf", "space_grad")
+#: Optional near-surface SDF samples (``imface preprocess --near-surface``), read as extra space samples.
+NEAR_FILES = ("near_points", "near_sdf", "near_grad")
 EXPRESSION_EMBEDDINGS = ("per_scan", "per_name")
 
 
@@ -191,9 +194,15 @@ class FaceScanDataset(Dataset):
     trainer's batch sampler yields, so persistent workers need no epoch updates) or with
     ``i`` after :meth:`set_epoch`.
 
+    Per scan and item: ``surface_points_per_scan`` surface samples, ``space_points_per_scan``
+    uniform space samples and ``near_points_per_scan`` near-surface samples (which need the
+    ``near_*.npy`` files; they are appended to the space samples, since both carry signed
+    distances and gradients). The last ``holdout_points`` rows of every surface and space
+    array are never drawn: the learning-curve probe measures on them (:meth:`held_back`).
+
     Item dict (per scan, collated to the training batch of the contract):
-    surface_points/surface_normals (Ns,3), space_points (Nq,3), space_sdf (Nq,), space_grad
-    (Nq,3) float32; landmarks (68,3) and landmarks_mask (68,); neutral_landmarks (68,3) and
+    surface_points/surface_normals (Ns,3), space_points (Nq+Nn,3), space_sdf (Nq+Nn,), space_grad
+    (Nq+Nn,3) float32; landmarks (68,3) and landmarks_mask (68,); neutral_landmarks (68,3) and
     neutral_landmarks_mask (68,) of the same identity's neutral scan; identity_index,
     expression_index int64 scalars; neutral bool scalar.
     """
@@ -206,6 +215,8 @@ class FaceScanDataset(Dataset):
         split: str = "train",
         surface_points_per_scan: int,
         space_points_per_scan: int,
+        near_points_per_scan: int = 0,
+        holdout_points: int = 0,
         seed: int = 0,
     ) -> None:
         if split not in ("train", "test"):
@@ -217,6 +228,11 @@ class FaceScanDataset(Dataset):
         self.codes = codes
         self.surface_points_per_scan = int(surface_points_per_scan)
         self.space_points_per_scan = int(space_points_per_scan)
+        self.near_points_per_scan = int(near_points_per_scan)
+        self.holdout_points = int(holdout_points)
+        if min(self.surface_points_per_scan, self.space_points_per_scan, self.near_points_per_scan, self.holdout_points) < 0:
+            raise ImfaceError(None, "points per scan and held-back points must be >= 0")
+        self.files = POINT_FILES + (NEAR_FILES if self.near_points_per_scan else ())
         self.seed = int(seed)
         self.epoch = 0
         lms = [read_landmarks(s.folder) for s in self.scans]
@@ -224,9 +240,12 @@ class FaceScanDataset(Dataset):
         self.landmarks_mask = np.stack([m for _, m in lms])
         self.neutral_landmarks, self.neutral_landmarks_mask = self._neutral_landmarks(manifest)
         for scan in self.scans:
-            for stem in POINT_FILES:
+            for stem in self.files:
                 if not (scan.folder / f"{stem}.npy").is_file():
-                    raise ImfaceError(scan.folder / f"{stem}.npy", "missing from the processed scan")
+                    hint = (" (data.near_points_per_scan > 0 reads near-surface samples: re-run imface preprocess, "
+                            "which writes them by default, or train with --set data.near_points_per_scan=0)"
+                            if stem in NEAR_FILES else "")
+                    raise ImfaceError(scan.folder / f"{stem}.npy", f"missing from the processed scan{hint}")
 
     def _neutral_landmarks(self, manifest: ScanIndex) -> tuple[np.ndarray, np.ndarray]:
         # The neutral scan of each identity (first by name, from any split); identities without
@@ -270,23 +289,58 @@ class FaceScanDataset(Dataset):
         rows = rng.choice(available, size=wanted, replace=wanted > available)
         return np.sort(rows)
 
+    def _arrays(self, index: int) -> dict[str, np.ndarray]:
+        """The scan's point arrays, memory-mapped, with their row counts checked per group."""
+        folder = self.scans[index].folder
+        arrays = {stem: np.load(folder / f"{stem}.npy", mmap_mode="r", allow_pickle=False) for stem in self.files}
+        for group in ("surface", "space", "near"):
+            stems = [s for s in self.files if s.startswith(group)]
+            for stem in stems:
+                expected = len(arrays[stems[0]])
+                if len(arrays[stem]) != expected or len(arrays[stem]) == 0:
+                    raise ImfaceError(folder / f"{stem}.npy", f"has {len(arrays[stem])} rows, expected {expected} > 0")
+        return arrays
+
+    def _trainable(self, folder: Path, stem: str, rows: int) -> int:
+        """Rows the loader may draw from: all but the held-back tail (at least one row is kept)."""
+        if rows <= self.holdout_points:
+            raise ImfaceError(folder / f"{stem}.npy", f"has {rows} rows, not more than the {self.holdout_points} "
+                              "held back for the learning curves (lower data.holdout_points)")
+        return rows - self.holdout_points
+
+    def held_back(self, index: int, count: int) -> dict[str, np.ndarray]:
+        """Up to ``count`` of scan ``index``'s held-back rows of each of its surface and space
+        arrays (float32), rows the loader never draws."""
+        arrays = self._arrays(index)
+        take = min(count, self.holdout_points)
+        return {stem: np.asarray(arrays[stem][len(arrays[stem]) - take:], np.float32) for stem in POINT_FILES}
+
+    def surface_sample(self, index: int, count: int) -> np.ndarray:
+        """Up to ``count`` of scan ``index``'s surface samples, evenly strided over all its rows
+        (area-uniform on its mesh): (n, 3) float64 model units."""
+        points = self._arrays(index)["surface_points"]
+        stride = max(1, len(points) // max(1, count))
+        return np.asarray(points[::stride][:count], np.float64)
+
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         """``key``: a scan index (drawn as in the current epoch) or ``(epoch, scan index)``."""
         epoch, index = (self.epoch, key) if isinstance(key, (int, np.integer)) else (int(key[0]), int(key[1]))
         scan = self.scans[index]
         rng = np.random.default_rng([self.seed, epoch, index])
-        arrays = {stem: np.load(scan.folder / f"{stem}.npy", mmap_mode="r", allow_pickle=False) for stem in POINT_FILES}
-        n_surface, n_space = len(arrays["surface_points"]), len(arrays["space_points"])
-        for stem in POINT_FILES:
-            expected = n_surface if stem.startswith("surface") else n_space
-            if len(arrays[stem]) != expected or len(arrays[stem]) == 0:
-                raise ImfaceError(scan.folder / f"{stem}.npy", f"has {len(arrays[stem])} rows, expected {expected} > 0")
-        surface_rows = self._rows(rng, n_surface, self.surface_points_per_scan)
-        space_rows = self._rows(rng, n_space, self.space_points_per_scan)
+        arrays = self._arrays(index)
+        surface_rows = self._rows(rng, self._trainable(scan.folder, "surface_points", len(arrays["surface_points"])),
+                                  self.surface_points_per_scan)
+        space_rows = self._rows(rng, self._trainable(scan.folder, "space_points", len(arrays["space_points"])),
+                                self.space_points_per_scan)
         item = {
             stem: torch.from_numpy(np.asarray(arrays[stem][surface_rows if stem.startswith("surface") else space_rows], np.float32))
             for stem in POINT_FILES
         }
+        if self.near_points_per_scan:
+            near_rows = self._rows(rng, len(arrays["near_points"]), self.near_points_per_scan)
+            for near, space in zip(NEAR_FILES, ("space_points", "space_sdf", "space_grad")):
+                extra = torch.from_numpy(np.asarray(arrays[near][near_rows], np.float32))
+                item[space] = torch.cat((item[space], extra))
         item.update(
             landmarks=torch.from_numpy(self.landmarks[index]),
             landmarks_mask=torch.from_numpy(self.landmarks_mask[index]),

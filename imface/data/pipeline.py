@@ -63,8 +63,9 @@ class PreprocessConfig:
     min_faces_in_crop: int = 100  # fewer faces inside the crop sphere: no face there
     surface_samples: int = 250_000
     space_samples: int = 15_000
-    near_surface_samples: int = 0
-    near_surface_sigma: float = 0.01  # model units (0.01 = 1 mm), isotropic Gaussian
+    # A band around the surface that the training loader reads (data.near_points_per_scan).
+    near_surface_samples: int = 50_000
+    near_surface_sigma: float = 0.02  # model units (0.02 = 2 mm), isotropic Gaussian
     seed: int = 0
     test_identities: int | list[str] | None = None  # count or names; None: ~10%, >= 1 when >= 2 identities
     test_expressions: tuple[str, ...] = DEFAULT_TEST_EXPRESSIONS

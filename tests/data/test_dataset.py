@@ -195,3 +195,25 @@ def test_epoch_batches_split_over_ranks_and_resume_mid_epoch():
     for step in range(7):  # the two ranks' shares make up exactly the single process's batch
         assert sorted(ranks[0][step] + ranks[1][step]) == sorted(single[step])
     assert _batches(11, 1, 0, 4, 3, 7) == single[3:]  # starting inside epoch 1
+
+
+def test_near_surface_samples_are_read_as_extra_space_samples(tmp_path):
+    root = write_synthetic_dataset(tmp_path / "d", num_identities=2, surface_points=64, space_points=64)
+    index = load_scan_index(root)
+    codes = build_code_tables(index)
+    with pytest.raises(ImfaceError, match="near_points.npy.*re-run imface preprocess.*near_points_per_scan=0"):
+        FaceScanDataset(index, codes, surface_points_per_scan=8, space_points_per_scan=4, near_points_per_scan=6)
+    for scan in index.scans.values():  # near samples marked by an SDF no uniform sample has
+        np.save(scan.folder / "near_points.npy", np.full((30, 3), 0.5, np.float32))
+        np.save(scan.folder / "near_sdf.npy", np.full(30, 7.0, np.float32))
+        np.save(scan.folder / "near_grad.npy", np.tile(np.float32([0, 0, 1]), (30, 1)))
+    dataset = FaceScanDataset(index, codes, surface_points_per_scan=8, space_points_per_scan=4, near_points_per_scan=6)
+    item = dataset[(0, 1)]
+    assert item["surface_points"].shape == (8, 3) and item["space_points"].shape == (10, 3)
+    assert item["space_sdf"].shape == (10,) and item["space_grad"].shape == (10, 3)
+    assert int((item["space_sdf"] == 7.0).sum()) == 6  # 4 uniform + 6 near, in that order
+    assert torch.all(item["space_sdf"][4:] == 7.0)
+    for scan in index.scans.values():
+        np.save(scan.folder / "near_sdf.npy", np.zeros(29, np.float32))
+    with pytest.raises(ImfaceError, match="near_sdf.npy.*29 rows"):
+        dataset[(0, 0)]

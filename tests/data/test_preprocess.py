@@ -20,7 +20,7 @@ from imface.io.manifest import read_manifest
 from imface.io.mesh import read_mesh
 from tests.data.synthetic import face_height, hash_tree, make_raw_scan, write_builtin_dataset, write_obj
 
-SMALL = dict(surface_samples=4000, space_samples=3000)
+SMALL = dict(surface_samples=4000, space_samples=3000, near_surface_samples=2000)
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_seeds_are_per_scan_and_reproducible(tmp_path, processed):
 def test_near_surface_samples(tmp_path, processed):
     raw, _, _, _ = processed
     scan = discover_scans(raw)[0]
-    result = preprocess_scan(scan, tmp_path, PreprocessConfig(**SMALL, near_surface_samples=500,
+    result = preprocess_scan(scan, tmp_path, PreprocessConfig(**{**SMALL, "near_surface_samples": 500},
                                                                 near_surface_sigma=0.005))
     near, near_sdf = np.load(result.output_dir / "near_points.npy"), np.load(result.output_dir / "near_sdf.npy")
     assert near.shape == (500, 3) and near_sdf.shape == (500,)
@@ -319,8 +319,8 @@ def test_five_landmarks_from_a_list(tmp_path):
 def test_stale_optional_outputs_are_removed(tmp_path, processed):
     raw, _, _, _ = processed
     scan = discover_scans(raw)[0]
-    preprocess_scan(scan, tmp_path, PreprocessConfig(**SMALL, near_surface_samples=100))
-    result = preprocess_scan(scan, tmp_path, PreprocessConfig(**SMALL))
+    preprocess_scan(scan, tmp_path, PreprocessConfig(**{**SMALL, "near_surface_samples": 100}))
+    result = preprocess_scan(scan, tmp_path, PreprocessConfig(**{**SMALL, "near_surface_samples": 0}))
     assert not (result.output_dir / "near_points.npy").exists()
 
 
