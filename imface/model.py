@@ -114,10 +114,11 @@ class ImFace(nn.Module):
         On neutral scans l := l'. For deformation="joint" l' is None and l is never replaced.
         """
         shape = (id_codes.shape[0], self.config.num_regions, 3)
-        observed = self.landmark_net(torch.cat((exp_codes, id_codes), dim=-1)).reshape(shape)
+        # Back to the codes' dtype: under mixed precision (train.precision) the MLPs may run in 16 bits.
+        observed = self.landmark_net(torch.cat((exp_codes, id_codes), dim=-1)).reshape(shape).to(id_codes.dtype)
         if not self.config.disentangled:
             return observed, None
-        canonical = self.canonical_landmark_net(id_codes).reshape(shape)
+        canonical = self.canonical_landmark_net(id_codes).reshape(shape).to(id_codes.dtype)
         return torch.where(neutral.reshape(-1, 1, 1), canonical, observed), canonical
 
     def evaluate(

@@ -87,7 +87,15 @@ class NeuralBlendField(nn.Module):
         if landmarks.dim() == 2:
             landmarks = landmarks[None]
         batch, num_points = points.shape[:2]
-        first, rest = self._first_layer(landmarks, code, batch)
+        # Mixed precision (train.precision) reaches the hypernetworks only: the SIRENs and
+        # the fusion net run in fp32, since sin(30 x) loses its phase in 16-bit floats.
+        params = self.local_params(code).to(points.dtype)
+        with torch.autocast(points.device.type, enabled=False):
+            return self._evaluate(points, landmarks.to(points.dtype), params, batch, num_points)
+
+    def _evaluate(self, points: torch.Tensor, landmarks: torch.Tensor, params: torch.Tensor, batch: int,
+                  num_points: int) -> FieldOutput:
+        first, rest = self._first_layer(landmarks, params, batch)
         # Tile the points so that each (B * K, hidden, n) activation stays within
         # ``chunk_bytes`` (the fusion net's are narrower): a handful of large tiles, not a
         # per-point loop. Small tensors are reused from the allocator's heap and stay in
@@ -102,16 +110,17 @@ class NeuralBlendField(nn.Module):
         return FieldOutput(torch.cat([t.value for t in tiles], dim=1), torch.cat([t.weights for t in tiles], dim=1))
 
     def _first_layer(
-        self, landmarks: torch.Tensor, code: torch.Tensor | None, batch: int
+        self, landmarks: torch.Tensor, params: torch.Tensor, batch: int
     ) -> tuple[tuple[torch.Tensor, torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
         """The K fields' layers, the first one with its landmark shift and omega folded in.
 
         gamma(x) is then computed once for all K fields instead of encoding the K
         offsets x - l_n one by one (:func:`shift_encoded_linear`).
+        params: (Bw, K, P) from :meth:`local_params`.
         Returns ((weight (Bw, K * H, E), bias (Bw, K * H, 1)), the remaining layers as
         :func:`batch_layers` gives them for ``batch`` scans), all shared by every tile.
         """
-        layers = self.layout.unflatten(self.local_params(code))
+        layers = self.layout.unflatten(params)
         weight, bias = shift_encoded_linear(*layers[0], landmarks, self.encoding.num_frequencies)
         omega = self.layout.omegas[0]
         weight = (weight * omega).flatten(1, 2)  # the K fields' rows stacked: (Bw, K * H, E)

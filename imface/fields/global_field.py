@@ -63,12 +63,13 @@ class GlobalField(nn.Module):
         self.fields = SirenFields(1, self.layout) if code_dim is None else None
 
     def forward(self, points: torch.Tensor, landmarks: torch.Tensor | None = None, code: torch.Tensor | None = None) -> FieldOutput:
-        encoded = self.encoding(points)[:, None]  # (B, 1, N, E)
+        params = None
         if self.hyper is not None:
             if code is None:
                 raise ValueError("this field is generated from a code: pass code (B, d)")
-            value = siren_forward(encoded, self.hyper(code), self.layout)
-        else:
-            value = self.fields(encoded)
+            params = self.hyper(code).to(points.dtype)  # mixed precision reaches the hypernetwork only
+        with torch.autocast(points.device.type, enabled=False):
+            encoded = self.encoding(points)[:, None]  # (B, 1, N, E)
+            value = self.fields(encoded) if params is None else siren_forward(encoded, params, self.layout)
         weights = torch.ones_like(points[..., :1])
         return FieldOutput(value[:, 0], weights)
