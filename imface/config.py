@@ -12,6 +12,11 @@ from typing import Any, Mapping, TypeVar
 
 from imface.errors import ImfaceError
 
+#: Default free-space samples per scan and step of a fit (``imface fit --space-points``). A model
+#: trained on mostly surface samples is best fitted the same way: on held-out validation scans,
+#: fits with many free-space samples ended further from the scan (README "Training recipe").
+DEFAULT_FIT_SPACE_POINTS = 256
+
 _WARPS = ("se3", "translation")
 _DEFORMATIONS = ("disentangled", "joint")
 _EMBEDDINGS = ("per_scan", "per_name")
@@ -52,10 +57,10 @@ class ModelConfig:
     first_omega: float = 30.0
     hidden_omega: float = 30.0
     local_output_scale: float = 0.1
-    positional_frequencies: int = 6
+    positional_frequencies: int = 0  # off, as in the authors' released code (README "Training recipe")
     hyper_hidden: int = 64
     hyper_layers: int = 3
-    hyper_output_scale: float = 0.01
+    hyper_output_scale: float = 0.5  # a live code path from the start (README "Training recipe")
     fusion_hidden: int = 64
     fusion_layers: int = 3
     landmark_hidden: int = 256

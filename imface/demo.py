@@ -188,6 +188,7 @@ def _train_stage(config: DemoConfig, data_dir: Path, exp_dir: Path, times: Stage
         return None
     from imface.engine.config import preset
     from imface.engine.trainer import train
+    from imface.engine.curves import CURVES_PNG
     from imface.engine.writer import CURVES_NAME
 
     experiment = preset(config.train_preset)
@@ -203,6 +204,8 @@ def _train_stage(config: DemoConfig, data_dir: Path, exp_dir: Path, times: Stage
     }
     if curves.exists():
         summary["loss_curves"] = curves
+    if (exp_dir / CURVES_PNG).exists():
+        summary["learning_curves"] = exp_dir / CURVES_PNG
     return summary
 
 
@@ -283,9 +286,10 @@ def _report_text(config, times, notes, stage_means, pre, check, pictures, train_
     ]
     if train_summary:
         lines += ["## Training", ""]
-        lines += [f"- {key}: {value}" for key, value in train_summary.items() if key != "loss_curves"]
-        if train_summary.get("loss_curves"):
-            lines += ["", f"![loss curves]({Path(train_summary['loss_curves']).relative_to(out).as_posix()})"]
+        lines += [f"- {key}: {value}" for key, value in train_summary.items() if key not in ("loss_curves", "learning_curves")]
+        for key in ("loss_curves", "learning_curves"):
+            if train_summary.get(key):
+                lines += ["", f"![{key.replace('_', ' ')}]({Path(train_summary[key]).relative_to(out).as_posix()})"]
         lines.append("")
     if fit_summary:
         lines += ["## Fitting held-out scans", "",

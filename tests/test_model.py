@@ -156,7 +156,9 @@ def test_no_blend_is_within_ten_percent_of_the_full_model():
 def test_default_model_size_is_hypernetwork_dominated():
     model = ImFace(ModelConfig(), 1, 1, TEMPLATE)
     total = sum(p.numel() for p in model.parameters())
-    assert 2e6 < total < 4e6
+    encoded = ImFace(ModelConfig(positional_frequencies=6), 1, 1, TEMPLATE)  # the paper's gamma on
+    assert 2e6 < sum(p.numel() for p in encoded.parameters()) < 4e6
+    assert 1.5e6 < total < sum(p.numel() for p in encoded.parameters())  # gamma off (default): a narrower first layer
     assert _hyper_params(model) > 0.85 * total
 
 

@@ -15,7 +15,7 @@ def train(
     data: Path = typer.Option(..., "--data", help="Processed dataset folder (with manifest.json)."),
     exp_dir: Path = typer.Option(..., "--exp-dir", help="Experiment folder: config, checkpoints, codes, logs."),
     preset: Optional[str] = typer.Option(
-        None, "--preset", help="tiny | cpu | paper. Default: cpu, or the folder's own config with --resume."
+        None, "--preset", help="tiny | cpu | gpu | paper. Default: cpu, or the folder's own config with --resume."
     ),
     config: Optional[Path] = typer.Option(None, "--config", help="Start from this config.yaml instead of a preset."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps in total."),
@@ -25,6 +25,9 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --exp-dir from its last checkpoint."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (under torchrun: one GPU per local rank)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for initial weights and data sampling."),
+    precision: Optional[str] = typer.Option(
+        None, "--precision", help="fp32 | tf32 | bf16 | fp16 (train.precision; fp16 needs CUDA; TF32 only acts on CUDA)."
+    ),
     ablation: List[str] = typer.Option(
         [], "--ablation", help="no-dist | no-blend | no-extend (repeatable; all three: i3DMM-like)."
     ),
@@ -57,6 +60,8 @@ def train(
     experiment = cfg.apply_overrides(experiment, overrides)
     if seed is not None:
         experiment = cfg.set_field(experiment, "train.seed", seed)
+    if precision is not None:
+        experiment = cfg.set_field(experiment, "train.precision", precision)
     if max_steps is not None:
         experiment = cfg.set_field(experiment, "train.max_steps", max_steps)
     if max_minutes is not None:

@@ -19,7 +19,7 @@ from imface.config import LossConfig, ModelConfig
 from imface.errors import ImfaceError
 from imface.io.atomic import write_text
 
-PRESETS = ("tiny", "cpu", "paper")
+PRESETS = ("tiny", "cpu", "gpu", "paper")
 # CLI ablation name -> the dotted overrides it stands for (i3DMM-like = all three).
 ABLATIONS: dict[str, dict[str, Any]] = {
     "no-dist": {"model.deformation": "joint"},
@@ -29,17 +29,31 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 # Fields that limit or schedule a run without changing what it computes: a folder may be
 # resumed with other values for them.
 RUN_LIMIT_FIELDS = ("train.max_steps", "train.max_minutes", "data.num_workers")
+CODE_OPTIMIZERS = ("adam", "row_adam")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
 
 @dataclass
 class DataConfig:
     """What one training step reads: ``scans_per_batch`` scans (over all ranks together) and,
-    per scan, random subsets of its surface and space samples."""
+    per scan, random subsets of its surface, uniform-space and near-surface samples. The three
+    counts set the sampling fractions (the authors' loader reads ~94% surface points).
+    ``holdout_points``: the last rows of every scan's surface and space arrays that training
+    never draws; the learning-curve probe measures on them."""
 
     scans_per_batch: int = 8
     surface_points_per_scan: int = 1024
     space_points_per_scan: int = 1024
+    near_points_per_scan: int = 0  # needs near_*.npy (imface preprocess --near-surface)
+    holdout_points: int = 0
     num_workers: int = -1  # DataLoader workers per rank; -1: from imface.threads (0 on <= 2 threads)
+
+    def validate(self) -> None:
+        for name in ("surface_points_per_scan", "space_points_per_scan", "near_points_per_scan", "holdout_points"):
+            if getattr(self, name) < 0:
+                raise ImfaceError(None, f"data.{name} must be >= 0, got {getattr(self, name)}")
+        if self.surface_points_per_scan + self.space_points_per_scan + self.near_points_per_scan < 1:
+            raise ImfaceError(None, "data: a step needs at least one point per scan")
 
 
 @dataclass
@@ -48,7 +62,10 @@ class TrainConfig:
 
     epochs: int = 1500
     lr: float = 1.0e-4  # Adam, every network parameter
-    code_lr: float = 1.0e-4  # Adam, the identity and expression code tables
+    code_lr: float = 1.0e-4  # the identity and expression code tables
+    # "adam": plain Adam on the code tables (moves absent rows on stale moments); "row_adam":
+    # Adam on the rows present in the step only (imface.engine.optim.RowAdam).
+    code_optimizer: str = "row_adam"
     lr_decay_start_epoch: int = 200  # from this epoch on the lr is multiplied by lr_decay_factor ...
     lr_decay_every_epochs: int = 10  # ... once more every this many epochs
     lr_decay_factor: float = 0.95
@@ -60,6 +77,28 @@ class TrainConfig:
     max_nan_rollbacks: int = 5  # consecutive non-finite steps before giving up
     max_steps: int = 0  # stop after this many steps in total; 0: run all epochs
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time in this run; 0: no limit
+    # Warm start (imface.engine.warmup): Adam steps fitting TempNet alone to the mean neutral face
+    # before step 0, at this lr (0: off).
+    template_warmup_steps: int = 200
+    template_warmup_lr: float = 1.0e-3
+    # Learning curves (imface.engine.curves): every this many steps (0: never), on this many
+    # training scans, meshes at this grid resolution; needs data.holdout_points > 0.
+    curve_every_steps: int = 0
+    curve_scans: int = 3
+    curve_resolution: int = 64
+    # fp32 | tf32 | bf16 | fp16 (imface.engine.precision): TF32 matmuls on CUDA for all but fp32;
+    # bf16/fp16 autocast the hypernetworks and Landmark-Nets (SIRENs, gradients, losses stay fp32).
+    precision: str = "fp32"
+
+    def validate(self) -> None:
+        if self.code_optimizer not in CODE_OPTIMIZERS:
+            raise ImfaceError(None, f"train.code_optimizer must be one of {', '.join(CODE_OPTIMIZERS)}, got {self.code_optimizer!r}")
+        if self.precision not in PRECISIONS:
+            raise ImfaceError(None, f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.template_warmup_steps < 0 or not self.template_warmup_lr > 0:
+            raise ImfaceError(None, "train.template_warmup_steps must be >= 0 and train.template_warmup_lr > 0")
+        if self.curve_every_steps < 0 or self.curve_scans < 0 or self.curve_resolution < 8:
+            raise ImfaceError(None, "train.curve_every_steps and train.curve_scans must be >= 0, train.curve_resolution >= 8")
 
 
 @dataclass
@@ -154,7 +193,7 @@ def _from_dict(cls: type, raw: Any, where: str) -> Any:
 def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:
     """Build a config from a (YAML) mapping; missing fields take their defaults, unknown ones are refused."""
     config = _from_dict(ExperimentConfig, raw, "")
-    for section in (config.model, config.loss):  # the model side checks its own values
+    for section in (config.model, config.loss, config.data, config.train):  # each section checks its own values
         if hasattr(section, "validate"):
             section.validate()
     return config
@@ -216,13 +255,39 @@ def apply_ablations(config: ExperimentConfig, ablations: Iterable[str]) -> Exper
 # Preset -> dotted overrides on top of the defaults (the paper's architecture and losses).
 _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     # Sec. 4: minibatches of 72 scans, 1,500 epochs, lr 1e-4 decayed by 0.95 every 10 epochs after 200.
+    # Sampling as the authors' loader: 16,384 points per scan drawn from the union of 250k surface
+    # and 15k space samples, i.e. ~94% surface; no near-surface band.
     "paper": {
         "data.scans_per_batch": 72,
-        "data.surface_points_per_scan": 8192,
-        "data.space_points_per_scan": 8192,
+        "data.surface_points_per_scan": 15360,
+        "data.space_points_per_scan": 1024,
+        "data.near_points_per_scan": 0,
+        "data.holdout_points": 2048,
         "train.epochs": 1500,
         "train.checkpoint_every_steps": 2000,
         "train.image_every_steps": 2000,
+        "train.curve_every_steps": 2000,
+    },
+    # One modern GPU for about an hour (bench/gpu_check.sh measures its throughput): the cpu recipe
+    # with a paper-sized batch (64 scans x 8,192 points, the cpu preset's sampling fractions), TF32
+    # matmuls, and the compressed schedule; the call stops at 60 min (--resume continues it).
+    "gpu": {
+        "loss.embedding": 1.0e3,
+        "data.scans_per_batch": 64,
+        "data.surface_points_per_scan": 6144,
+        "data.near_points_per_scan": 1024,
+        "data.space_points_per_scan": 1024,
+        "data.holdout_points": 2048,
+        "train.epochs": 300,
+        "train.lr": 2.0e-4,
+        "train.code_lr": 2.0e-3,
+        "train.lr_decay_start_epoch": 50,
+        "train.lr_decay_every_epochs": 10,
+        "train.checkpoint_every_steps": 1000,
+        "train.image_every_steps": 1000,
+        "train.curve_every_steps": 500,
+        "train.precision": "tf32",
+        "train.max_minutes": 60.0,
     },
     # A 2-core laptop: a full-model step of 8 scans x 2,048 points costs about 0.5-0.6 s, so an hour
     # holds about 6,000-7,000 steps, i.e. ~350 epochs of the built-in dataset's ~150 training scans.
@@ -234,15 +299,18 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     "cpu": {
         "loss.embedding": 1.0e3,
         "data.scans_per_batch": 8,
-        "data.surface_points_per_scan": 1024,
-        "data.space_points_per_scan": 1024,
+        "data.surface_points_per_scan": 1536,
+        "data.near_points_per_scan": 256,
+        "data.space_points_per_scan": 256,
+        "data.holdout_points": 2048,
         "train.epochs": 300,
         "train.lr": 2.0e-4,
-        "train.code_lr": 2.0e-4,
+        "train.code_lr": 2.0e-3,
         "train.lr_decay_start_epoch": 50,
         "train.lr_decay_every_epochs": 10,
         "train.checkpoint_every_steps": 250,
         "train.image_every_steps": 500,
+        "train.curve_every_steps": 100,
         "train.max_minutes": 60.0,
     },
     # Tests and smoke runs: a small network and a few hundred points, seconds per run.
@@ -256,6 +324,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
         "data.surface_points_per_scan": 128,
         "data.space_points_per_scan": 128,
         "data.num_workers": 0,
+        "train.template_warmup_steps": 0,
         "train.epochs": 100,
         "train.lr": 1.0e-3,
         "train.code_lr": 1.0e-3,

@@ -30,7 +30,11 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 from imface.data.dataset import CodeTables, EpochBatchSampler, FaceScanDataset, build_code_tables, load_scan_index
 from imface.engine import checkpoint as ckpt
 from imface.engine.config import ExperimentConfig, config_differences, load_config, save_config
+from imface.engine.curves import CURVES_PNG, CurveProbe, curve_record, plot_learning_curves, read_curves
 from imface.engine.distributed import DistributedContext, any_rank, barrier, init_distributed, mean_over_ranks, shutdown
+from imface.engine.optim import RowAdam
+from imface.engine.precision import Precision
+from imface.engine.warmup import warm_start_template
 from imface.engine.writer import CURVES_NAME, LOG_DIR, LOSSES_NAME, RunWriter, plot_loss_curves, sdf_slice_image
 from imface.errors import ImfaceError
 from imface.io.atomic import write_json
@@ -187,6 +191,11 @@ def _num_workers(config: ExperimentConfig) -> int:
     return 0 if threads <= 2 else min(8, threads // 2)
 
 
+def _optimizer_states(optimizers: list[torch.optim.Optimizer]) -> list[dict[str, Any]]:
+    """In-memory copies of the optimisers' states (the rollback target)."""
+    return [ckpt.clone_state(o.state_dict()) for o in optimizers]
+
+
 def _non_finite_terms(names: list[str], values: torch.Tensor) -> list[str]:
     # Name the loss terms that broke; "total" or "grad_norm" only when no single term did.
     bad = [n for n, v in zip(names, values.tolist()) if not math.isfinite(v)]
@@ -222,13 +231,18 @@ def train(
     ctx = init_distributed(device)
     writer: RunWriter | None = None
     try:
+        precision = Precision(config.train.precision, ctx.device)
         index = load_scan_index(data_dir)
         codes = build_code_tables(
             index, config.model.expression_embedding, neutral_suppression=config.model.deformation == "disentangled"
         )
         dataset = FaceScanDataset(index, codes, split="train", seed=config.train.seed,
                                   surface_points_per_scan=config.data.surface_points_per_scan,
-                                  space_points_per_scan=config.data.space_points_per_scan)
+                                  space_points_per_scan=config.data.space_points_per_scan,
+                                  near_points_per_scan=config.data.near_points_per_scan,
+                                  holdout_points=config.data.holdout_points)
+        if config.train.curve_every_steps > 0 and config.data.holdout_points < 1:
+            raise ImfaceError(None, "train.curve_every_steps needs data.holdout_points > 0 (points the probe measures on)")
         per_rank = _per_rank_batch(config, len(dataset), ctx)  # checked before anything is written
         failure: ImfaceError | None = None
         resuming = False
@@ -245,18 +259,32 @@ def train(
         template = torch.from_numpy(dataset.neutral_template())
         model = ImFace(config.model, codes.num_identities, codes.num_expressions, template).to(ctx.device)
         networks, code_tables = _split_parameters(model)
-        optimizer = torch.optim.Adam([{"params": networks, "lr": config.train.lr},
-                                      {"params": code_tables, "lr": config.train.code_lr}])
         t = config.train
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda epoch: lr_factor(epoch, t.lr_decay_start_epoch, t.lr_decay_every_epochs, t.lr_decay_factor))
-        step = 0
+        optimizers = [torch.optim.Adam(networks, lr=t.lr),
+                      RowAdam(code_tables, lr=t.code_lr) if t.code_optimizer == "row_adam"
+                      else torch.optim.Adam(code_tables, lr=t.code_lr)]
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(
+            o, lambda epoch: lr_factor(epoch, t.lr_decay_start_epoch, t.lr_decay_every_epochs, t.lr_decay_factor))
+            for o in optimizers]
+        step, resumed_seconds = 0, 0.0
         if resume_state is not None:
+            if not isinstance(resume_state.get("optimizer"), list):
+                raise ImfaceError(ckpt.resume_path(exp_dir), "written by an older imface (one optimizer for networks "
+                                  "and codes); it cannot be resumed exactly: start a new --exp-dir")
             ckpt.load_model_weights(model, ckpt.checkpoint_path(exp_dir, resume_state["weights_step"]))
-            optimizer.load_state_dict(resume_state["optimizer"])
-            scheduler.load_state_dict(resume_state["scheduler"])
+            for o, state in zip(optimizers, resume_state["optimizer"]):
+                o.load_state_dict(state)
+            for sched, state in zip(schedulers, resume_state["scheduler"]):
+                sched.load_state_dict(state)
             ckpt.restore_rng_state(resume_state["rng"])
             step = int(resume_state["step"])
+            resumed_seconds = float(resume_state.get("train_seconds", 0.0))
+        warmup: list[float] = []
+        if resume_state is None and t.template_warmup_steps > 0:  # before DDP, identically on every rank
+            warmup_started = time.monotonic()
+            warmup = warm_start_template(model, dataset, t.template_warmup_steps, t.template_warmup_lr, config.loss,
+                                         seed=t.seed, device=ctx.device)
+            resumed_seconds = time.monotonic() - warmup_started  # the warm start counts as training time
         ddp = model
         if ctx.distributed:
             ddp = torch.nn.parallel.DistributedDataParallel(
@@ -276,25 +304,34 @@ def train(
         # The in-memory copy of the last checkpoint that a non-finite step rolls back to (every rank keeps one).
         snapshot: dict[str, Any] = {}
         if resume_state is not None:
-            snapshot = {"model": ckpt.model_state(model), "optimizer": ckpt.clone_state(optimizer.state_dict()), "step": step}
+            snapshot = {"model": ckpt.model_state(model), "optimizer": _optimizer_states(optimizers), "step": step}
         last_saved = step if resume_state is not None else -1
+
+        clock = {"start": time.monotonic(), "probe": 0.0}
+
+        def train_seconds() -> float:
+            """Wall time of this run's training so far (all runs of the folder), probe time excluded."""
+            return resumed_seconds + time.monotonic() - clock["start"] - clock["probe"]
 
         def save(at_step: int) -> Path:
             nonlocal snapshot, last_saved
-            snapshot = {"model": ckpt.model_state(model), "optimizer": ckpt.clone_state(optimizer.state_dict()), "step": at_step}
+            snapshot = {"model": ckpt.model_state(model), "optimizer": _optimizer_states(optimizers), "step": at_step}
             path = ckpt.checkpoint_path(exp_dir, at_step)
             if ctx.is_main:
                 ckpt.save_weights(path, snapshot["model"], {"step": str(at_step), "format": "imface-checkpoint-1"})
                 ckpt.save_resume_state(exp_dir, {
                     "step": at_step, "epoch": at_step // steps_per_epoch, "weights_step": at_step,
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "rng": ckpt.capture_rng_state(), "world_size": ctx.world_size,
+                    "optimizer": [o.state_dict() for o in optimizers], "scheduler": [sc.state_dict() for sc in schedulers],
+                    "rng": ckpt.capture_rng_state(), "world_size": ctx.world_size, "train_seconds": train_seconds(),
                 })
                 ckpt.prune_checkpoints(exp_dir, config.train.keep_checkpoints, protect=at_step)
             barrier(ctx)
             last_saved = at_step
             return path
 
+        if warmup:
+            writer.log_event(0, "template_warmup", f"TempNet pre-fit to the mean neutral face: {len(warmup)} steps, "
+                             f"loss {warmup[0]:.4g} -> {warmup[-1]:.4g}")
         if resume_state is None:
             save(step)  # step 0: a rollback target and a resume point from the start
         if ctx.is_main and resume and not resuming:
@@ -309,34 +346,56 @@ def train(
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, desc="train")
+        workers = _num_workers(config)
         loader = DataLoader(dataset, batch_sampler=EpochBatchSampler(sampler, per_rank, step, total_steps),
-                            num_workers=_num_workers(config), worker_init_fn=_ignore_interrupts,
-                            pin_memory=ctx.device.type == "cuda")
+                            num_workers=workers, worker_init_fn=_ignore_interrupts,
+                            pin_memory=ctx.device.type == "cuda", persistent_workers=workers > 0,
+                            prefetch_factor=4 if workers > 0 else None)
+        probe = None
+        if ctx.is_main and t.curve_every_steps > 0 and t.curve_scans > 0:
+            probe = CurveProbe(dataset, codes, t.curve_scans, t.curve_resolution, ctx.device)
+
+        def measure_curve() -> None:
+            if probe is not None:
+                figures = probe.measure(model)
+                clock["probe"] += figures["seconds"]
+                writer.log_curve(curve_record(step, step // steps_per_epoch, train_seconds(), figures))
+
+        if resume_state is None:
+            measure_curve()  # the curve starts at step 0
         with _StopSignals() as signals:
             for batch in loader:
                 epoch = step // steps_per_epoch
                 step_started = time.monotonic()
                 batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
-                optimizer.zero_grad(set_to_none=True)
-                losses = compute_losses(ddp(batch), batch, config.loss, config.model)
+                for o in optimizers:
+                    o.zero_grad(set_to_none=True)
+                with precision.autocast():
+                    outputs = ddp(batch)
+                losses = compute_losses(outputs, batch, config.loss, config.model)
                 losses = {k: torch.as_tensor(v, device=ctx.device, dtype=torch.float32) for k, v in losses.items()}
                 total = losses["total"] if "total" in losses else torch.stack(list(losses.values())).sum()
                 # Backward even on a non-finite loss, so every DDP rank runs the same collectives.
-                total.backward()
+                precision.backward(total, optimizers)
                 clip = config.train.grad_clip_norm if config.train.grad_clip_norm > 0 else float("inf")
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
                 names = names or sorted(k for k in losses if k != "total") + ["total"]
                 values = torch.stack([losses[k].detach().float() for k in names] + [grad_norm.detach().float()])
                 out_of_time = t.max_minutes > 0 and (time.monotonic() - started) > t.max_minutes * 60
-                if any_rank(ctx, not bool(torch.isfinite(values).all())):
+                # The step's one host sync: the values, checked and logged on the host.
+                host_values = values.tolist()
+                # fp16 loss scaling meets inf gradients by design: the scaler skips that step.
+                checked = host_values[:-1] if precision.scales_loss else host_values
+                if any_rank(ctx, not all(math.isfinite(v) for v in checked)):
                     bad = _non_finite_terms(names + ["grad_norm"], values)
                     consecutive_failures += 1
                     rollbacks += 1
-                    optimizer.zero_grad(set_to_none=True)
                     model.load_state_dict(snapshot["model"])
-                    optimizer.load_state_dict(snapshot["optimizer"])
-                    for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
-                        group["lr"] = lr
+                    for o, state, sched in zip(optimizers, snapshot["optimizer"], schedulers):
+                        o.zero_grad(set_to_none=True)
+                        o.load_state_dict(state)
+                        for group, lr in zip(o.param_groups, sched.get_last_lr()):
+                            group["lr"] = lr
                     message = (f"non-finite {', '.join(bad) or 'loss on another rank'} at step {step + 1}; "
                                f"rolled back to the checkpoint of step {snapshot['step']}")
                     log.warning(message)
@@ -346,17 +405,18 @@ def train(
                                           f"(last: {', '.join(bad)}); try a lower train.lr or train.grad_clip_norm")
                 else:
                     consecutive_failures = 0
-                    optimizer.step()
-                    mean = mean_over_ranks(ctx, values)
-                    last_losses = dict(zip(names, mean[:-1].tolist()))
+                    precision.step(optimizers)
+                    mean = mean_over_ranks(ctx, values).tolist() if ctx.distributed else host_values
+                    last_losses = dict(zip(names, mean[:-1]))
                     writer.log_step(step + 1, epoch, last_losses,
-                                    {"networks": optimizer.param_groups[0]["lr"], "codes": optimizer.param_groups[1]["lr"]},
+                                    {"networks": optimizers[0].param_groups[0]["lr"], "codes": optimizers[1].param_groups[0]["lr"]},
                                     float(mean[-1]), time.monotonic() - step_started)
                 step += 1
                 if step % steps_per_epoch == 0:
                     with warnings.catch_warnings():  # an epoch whose every step was rolled back is fine
                         warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
-                        scheduler.step()
+                        for sched in schedulers:
+                            sched.step()
                 if bar is not None:
                     bar.update(1)
                     if last_losses:
@@ -367,6 +427,8 @@ def train(
                         image = sdf_slice_image(model, model.identity_codes.weight[codes.identities[scan.identity]],
                                                 model.expression_codes.weight[codes.expression_row(scan)], scan.neutral)
                         writer.log_image(f"sdf_slice/{scan.name}", image, step)
+                if t.curve_every_steps > 0 and step % t.curve_every_steps == 0:
+                    measure_curve()
                 if t.checkpoint_every_steps > 0 and step % t.checkpoint_every_steps == 0:
                     save(step)
                 signalled = signals.received is not None
@@ -378,10 +440,13 @@ def train(
                     break
         if bar is not None:
             bar.close()
+        if t.curve_every_steps > 0 and step % t.curve_every_steps != 0:
+            measure_curve()  # every run's curve ends at its last step
         checkpoint = save(step) if last_saved != step else ckpt.checkpoint_path(exp_dir, step)
         if writer is not None and ctx.is_main:
             writer.close()
             plot_loss_curves(exp_dir / LOG_DIR / LOSSES_NAME, exp_dir / CURVES_NAME)
+            plot_learning_curves(read_curves(exp_dir), exp_dir / CURVES_PNG)
         return TrainResult(exp_dir, step, step // steps_per_epoch, stopped, checkpoint, last_losses,
                            time.monotonic() - started, rollbacks)
     finally:

@@ -18,6 +18,8 @@ LOG_DIR = "logs"
 LOSSES_NAME = "losses.jsonl"
 EVENTS_NAME = "events.jsonl"
 CURVES_NAME = "loss_curves.png"
+#: Learning curves (imface.engine.curves), in the experiment folder itself.
+CURVES_JSONL = "curves.jsonl"
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -49,18 +51,20 @@ class RunWriter:
         self.enabled = enabled
         self.log_dir = Path(exp_dir) / LOG_DIR
         self._tb = None
-        self._losses = self._events = None
+        self.curves_path = Path(exp_dir) / CURVES_JSONL
+        self._losses = self._events = self._curves = None
         if not enabled:
             return
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name in (LOSSES_NAME, EVENTS_NAME):
-            truncate_jsonl(self.log_dir / name, start_step)
+        for path in (self.log_dir / LOSSES_NAME, self.log_dir / EVENTS_NAME, self.curves_path):
+            truncate_jsonl(path, start_step)
         from torch.utils.tensorboard import SummaryWriter  # imported late: it pulls in tensorboard
 
         # purge_step hides events a killed run wrote after the checkpoint we resume from.
         self._tb = SummaryWriter(str(self.log_dir), purge_step=start_step if start_step > 0 else None)
         self._losses = open(self.log_dir / LOSSES_NAME, "a", encoding="utf-8")
         self._events = open(self.log_dir / EVENTS_NAME, "a", encoding="utf-8")
+        self._curves = open(self.curves_path, "a", encoding="utf-8")
 
     def log_step(self, step: int, epoch: int, losses: dict[str, float], lrs: dict[str, float],
                  grad_norm: float, seconds: float) -> None:
@@ -81,6 +85,16 @@ class RunWriter:
         self._events.flush()
         self._tb.add_text(f"events/{kind}", message, step)
 
+    def log_curve(self, record: dict[str, Any]) -> None:
+        """One learning-curve measurement (``step`` plus figures) to curves.jsonl and TensorBoard ``curve/*``."""
+        if not self.enabled:
+            return
+        self._curves.write(json.dumps(record) + "\n")
+        self._curves.flush()
+        for key, value in record.items():
+            if key not in ("step", "epoch") and isinstance(value, (int, float)):
+                self._tb.add_scalar(f"curve/{key}", value, record["step"])
+
     def log_image(self, tag: str, image: np.ndarray, step: int) -> None:
         """image: (3,H,W) float in [0,1]."""
         if self.enabled:
@@ -95,6 +109,7 @@ class RunWriter:
             self._tb.close()
             self._losses.close()
             self._events.close()
+            self._curves.close()
             self.enabled = False
 
 

@@ -17,7 +17,7 @@ from imface.engine.trainer import lr_factor
 from imface.errors import ImfaceError
 
 
-@pytest.mark.parametrize("name", ["tiny", "cpu", "paper"])
+@pytest.mark.parametrize("name", ["tiny", "cpu", "gpu", "paper"])
 def test_presets_round_trip_through_yaml(name, tmp_path):
     config = preset(name)
     save_config(config, tmp_path / "config.yaml")
@@ -33,6 +33,22 @@ def test_paper_preset_follows_the_paper():
     assert config.data.surface_points_per_scan + config.data.space_points_per_scan == 16384
     assert config.train.epochs == 1500 and config.train.lr == 1e-4 and config.train.code_lr == 1e-4
     assert (config.train.lr_decay_start_epoch, config.train.lr_decay_every_epochs, config.train.lr_decay_factor) == (200, 10, 0.95)
+    # the authors' sampling: ~94% surface points (250k surface + 15k space samples pooled), no band
+    assert config.data.surface_points_per_scan / 16384 == pytest.approx(0.94, abs=0.01)
+    assert config.data.near_points_per_scan == 0
+
+
+def test_cpu_and_gpu_presets_share_the_recipe():
+    cpu, gpu = preset("cpu"), preset("gpu")
+    for config in (cpu, gpu):
+        data = config.data
+        total = data.surface_points_per_scan + data.near_points_per_scan + data.space_points_per_scan
+        assert data.surface_points_per_scan / total >= 0.7 and data.near_points_per_scan > 0
+        assert config.train.code_optimizer == "row_adam" and config.train.code_lr >= 5 * config.train.lr
+        assert config.train.template_warmup_steps > 0 and config.train.curve_every_steps > 0
+        assert config.data.holdout_points > 0 and config.model.positional_frequencies == 0
+    assert gpu.train.precision == "tf32" and cpu.train.precision == "fp32"
+    assert gpu.data.scans_per_batch * gpu.data.surface_points_per_scan > 10 * cpu.data.scans_per_batch * cpu.data.surface_points_per_scan
 
 
 def test_overrides_are_coerced_to_the_field_types():

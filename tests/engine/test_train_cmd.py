@@ -60,6 +60,8 @@ def test_train_writes_the_config_from_the_options(data_dir, tmp_path, run, capsy
     (("--set", "train.nope=1"), "unknown config field"),
     (("--ablation", "no-faces"), "unknown ablation"),
     (("--device", "tpu"), "--device"),
+    (("--precision", "fp8"), "train.precision"),
+    (("--precision", "fp16", "--device", "cpu"), "fp16 needs a CUDA device"),
 ])
 def test_bad_options_are_one_line_errors(data_dir, tmp_path, run, capsys, args, message):
     code = run("train", "--data", str(data_dir), "--exp-dir", str(tmp_path / "exp"), "--no-progress", *args)

@@ -194,3 +194,99 @@ def test_each_ablation_trains(data_dir, tmp_path, ablations):
         assert codes["expression_embedding"] == "per_name" and sorted(codes["expressions"]) == names
     if "no-dist" in ablations:
         assert "eikonal_canonical" not in result.losses
+
+
+def _curves(exp_dir) -> list[dict]:
+    return [json.loads(line) for line in (exp_dir / "curves.jsonl").read_text().splitlines()]
+
+
+def test_learning_curves_are_written_and_resume_with_the_run(data_dir, tmp_path):
+    config = _config("train.max_steps=6", "train.checkpoint_every_steps=3", "train.curve_every_steps=2",
+                     "train.curve_scans=2", "train.curve_resolution=16", "data.holdout_points=32")
+    train(apply_overrides(config, ["train.max_steps=3"]), data_dir, tmp_path / "exp", device="cpu", progress=False)
+    assert [r["step"] for r in _curves(tmp_path / "exp")] == [0, 2, 3]  # start, every 2 steps, the run's end
+    train(config, data_dir, tmp_path / "exp", resume=True, device="cpu", progress=False)
+    records = _curves(tmp_path / "exp")
+    assert [r["step"] for r in records] == [0, 2, 3, 4, 6]
+    for record in records:
+        assert {"surface_sdf_mm", "space_sdf_mm", "normal_deg", "eikonal", "chamfer_mm", "fscore@1mm",
+                "train_seconds", "seconds"} <= set(record)
+        assert record["surface_sdf_mm"] >= 0 and 0 <= record["normal_deg"] <= 180
+    seconds = [r["train_seconds"] for r in records]
+    assert seconds == sorted(seconds)  # the training clock carries over the resume
+    whole = train(config, data_dir, tmp_path / "whole", device="cpu", progress=False)
+    assert whole.step == 6
+    # the probe reads no training randomness: a resumed run measures what a straight one does
+    assert [r["surface_sdf_mm"] for r in _curves(tmp_path / "whole")][-1] == pytest.approx(records[-1]["surface_sdf_mm"], rel=1e-5)
+
+
+def test_learning_curves_need_held_back_points(data_dir, tmp_path):
+    with pytest.raises(ImfaceError, match="holdout_points"):
+        train(_config("train.max_steps=1", "train.curve_every_steps=1"), data_dir, tmp_path / "exp", device="cpu", progress=False)
+
+
+def test_held_back_points_are_never_drawn(data_dir):
+    from imface.data.dataset import FaceScanDataset, build_code_tables, load_scan_index
+
+    index = load_scan_index(data_dir)
+    dataset = FaceScanDataset(index, build_code_tables(index), surface_points_per_scan=200, space_points_per_scan=200,
+                              holdout_points=56)
+    held = dataset.held_back(0, 1000)
+    assert len(held["surface_points"]) == 56
+    held_rows = {tuple(p) for p in held["surface_points"].tolist()}
+    for epoch in range(5):
+        drawn = {tuple(p) for p in dataset[(epoch, 0)]["surface_points"].tolist()}
+        assert not drawn & held_rows
+
+
+@pytest.mark.parametrize("overrides", [
+    ["train.code_optimizer=row_adam", "train.code_lr=0.01"],
+    ["train.template_warmup_steps=20"],
+    ["train.precision=bf16"],
+    ["train.precision=tf32"],
+    ["model.positional_frequencies=0", "model.hyper_output_scale=0.5"],
+])
+def test_each_recipe_option_trains(data_dir, tmp_path, overrides):
+    result = train(_config("train.max_steps=4", *overrides), data_dir, tmp_path / "exp", device="cpu", progress=False)
+    assert result.step == 4 and result.rollbacks == 0 and all(np.isfinite(list(result.losses.values())))
+
+
+def test_row_adam_leaves_codes_of_absent_scans_alone(data_dir, tmp_path):
+    # 2 steps per epoch: each step holds half of the scans, so the other half's codes must not move
+    train(_config("train.max_steps=1", "train.code_optimizer=row_adam"), data_dir, tmp_path / "exp", device="cpu",
+          progress=False)
+    before = _weights(ckpt.checkpoint_path(tmp_path / "exp", 0))["expression_codes.weight"]
+    after = _weights(ckpt.checkpoint_path(tmp_path / "exp", 1))["expression_codes.weight"]
+    moved = (after != before).any(dim=1)
+    assert 0 < int(moved.sum()) < len(moved)
+
+
+def test_template_warm_start_fits_the_mean_face_before_step_0(data_dir, tmp_path):
+    cold = train(_config("train.max_steps=1"), data_dir, tmp_path / "cold", device="cpu", progress=False)
+    warm = train(_config("train.max_steps=1", "train.template_warmup_steps=60", "train.template_warmup_lr=3e-3"),
+                 data_dir, tmp_path / "warm", device="cpu", progress=False)
+    assert warm.losses["sdf"] < 0.7 * cold.losses["sdf"]
+    events = [json.loads(line) for line in (tmp_path / "warm/logs/events.jsonl").read_text().splitlines()]
+    assert events[0]["kind"] == "template_warmup" and "60 steps" in events[0]["message"]
+    # the warm start is part of step 0's checkpoint, and only TempNet changed
+    cold0, warm0 = _weights(ckpt.checkpoint_path(tmp_path / "cold", 0)), _weights(ckpt.checkpoint_path(tmp_path / "warm", 0))
+    changed = {k for k in cold0 if not torch.equal(cold0[k], warm0[k])}
+    assert changed and all(k.startswith("template_field.") for k in changed)
+
+
+def test_fp16_needs_cuda_and_bad_values_are_refused(data_dir, tmp_path):
+    if not torch.cuda.is_available():
+        with pytest.raises(ImfaceError, match="fp16 needs a CUDA"):
+            train(_config("train.max_steps=1", "train.precision=fp16"), data_dir, tmp_path / "a", device="cpu", progress=False)
+    with pytest.raises(ImfaceError, match="train.precision"):
+        _config("train.precision=fp8")
+    with pytest.raises(ImfaceError, match="train.code_optimizer"):
+        _config("train.code_optimizer=sgd")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16", "fp16"])
+def test_each_precision_trains_on_cuda(data_dir, tmp_path, precision):
+    result = train(_config("train.max_steps=4", f"train.precision={precision}"), data_dir, tmp_path / "exp",
+                   device="cuda", progress=False)
+    assert result.step == 4 and all(np.isfinite(list(result.losses.values())))

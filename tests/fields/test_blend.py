@@ -6,7 +6,9 @@ from imface.fields.blend import NeuralBlendField, blend_field_size, build_field
 from imface.fields.global_field import GlobalField
 from imface.fields.reference import loop_blend_forward
 
-SMALL = dict(local_hidden=16, hyper_hidden=16, fusion_hidden=16, positional_frequencies=3)
+# The tests' codes are N(0, 1), ~30x trained codes; with the default hyper_output_scale (0.5) they
+# generate fields so high-frequency that float32 rounding in the two evaluation orders exceeds 1e-5.
+SMALL = dict(local_hidden=16, hyper_hidden=16, fusion_hidden=16, positional_frequencies=3, hyper_output_scale=0.01)
 
 
 def _perturb(module: torch.nn.Module, scale: float = 0.005) -> None:
