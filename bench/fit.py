@@ -30,6 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from imface.config import DEFAULT_FIT_SPACE_POINTS  # noqa: E402  (after the path set-up)
+
 
 def _chamfer(model, state, gt, resolution: int, points: int) -> float:
     from imface.engine.fitter import fitted_mesh
@@ -68,7 +70,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=200, help="fast fit steps")
     parser.add_argument("--lr", type=float, default=0.1, help="code lr in units of the training codes' spread")
-    parser.add_argument("--points", type=int, default=2048)
+    parser.add_argument("--points", type=int, default=2048, help="surface samples per step")
+    parser.add_argument("--space-points", type=int, default=DEFAULT_FIT_SPACE_POINTS, help="free-space samples per step")
     parser.add_argument("--ref-steps", type=int, default=3000)
     parser.add_argument("--every", type=int, default=25)
     parser.add_argument("--resolution", type=int, default=128)
@@ -111,14 +114,14 @@ def main() -> int:
     gt = trimesh.load(manifest.folder(name) / "mesh.ply", process=False)
     print(f"model {args.exp_dir}  scan {name}  threads {args.threads}  points {args.points}", flush=True)
 
-    reference = FitSettings(steps=args.ref_steps, lr=args.lr, surface_points=args.points, space_points=args.points)
+    reference = FitSettings(steps=args.ref_steps, lr=args.lr, surface_points=args.points, space_points=args.space_points)
     started = time.perf_counter()
     ref_curve = _run(loaded, target, reference, gt, args, every=args.ref_steps)
     ref_chamfer = ref_curve[-1][2]
     print(f"reference: {args.ref_steps} steps in {time.perf_counter() - started:.1f} s, chamfer {ref_chamfer:.4f} mm "
           f"(start {ref_curve[0][2]:.4f} mm)", flush=True)
 
-    fast = FitSettings(steps=args.steps, lr=args.lr, surface_points=args.points, space_points=args.points)
+    fast = FitSettings(steps=args.steps, lr=args.lr, surface_points=args.points, space_points=args.space_points)
     curve = _run(loaded, target, fast, gt, args, every=args.every)
     print(f"{'step':>6} {'seconds':>8} {'chamfer mm':>11} {'vs ref':>8}")
     reached = None

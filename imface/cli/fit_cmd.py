@@ -6,6 +6,8 @@ from typing import List, Optional
 
 import typer
 
+from imface.config import DEFAULT_FIT_SPACE_POINTS
+
 
 def fit(
     model: Path = typer.Option(..., "--model", help="Trained model: an experiment folder or an exported model."),
@@ -16,7 +18,9 @@ def fit(
     out: Path = typer.Option(..., "--out", help="Fits folder: fits.json and one folder per scan."),
     same_identity: bool = typer.Option(False, "--same-identity", help="One shared z_id per identity."),
     steps: int = typer.Option(200, "--steps", min=1, help="Optimisation steps."),
-    points: int = typer.Option(2048, "--points", min=16, help="Surface and space samples per scan and step."),
+    points: int = typer.Option(2048, "--points", min=16, help="Surface samples per scan and step."),
+    space_points: int = typer.Option(DEFAULT_FIT_SPACE_POINTS, "--space-points", min=1,
+                                     help="Free-space samples per scan and step (jittered surface points for point clouds)."),
     lr: float = typer.Option(0.1, "--lr", help="Adam lr of the codes, in units of the training codes' spread."),
     landmarks: bool = typer.Option(True, "--landmarks/--no-landmarks", help="Use the scans' landmarks when they have them."),
     resolution: int = typer.Option(128, "--resolution", min=16, help="Marching-cubes grid of the fitted meshes."),
@@ -36,7 +40,7 @@ def fit(
     if device not in ("auto", "cpu", "cuda"):
         raise ImfaceError(None, f"--device must be auto, cpu or cuda, got {device!r}")
     names = [n.strip() for n in scans.split(",") if n.strip()] if scans else None
-    results = run_fit(model, list(inputs), out, same_identity=same_identity, steps=steps, points=points, lr=lr,
+    results = run_fit(model, list(inputs), out, same_identity=same_identity, steps=steps, points=points, space_points=space_points, lr=lr,
                       landmarks=landmarks, resolution=resolution, split=split, scans=names, neutral=neutral,
                       unit=unit, pose=pose, device=device, batch_size=batch_size, seed=seed, progress=True)
     for result in results:

@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from imface.config import DEFAULT_FIT_SPACE_POINTS
 from imface.engine import fit_io
 from imface.engine.fit_inputs import FitTarget
 from imface.engine.fit_io import ScanFit
@@ -289,6 +290,7 @@ def _run_settings(settings: FitSettings, model_path: Path, same_identity: bool, 
 
 
 def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: int = 200, points: int = 2048,
+        space_points: int = DEFAULT_FIT_SPACE_POINTS,
         lr: float = 0.1, landmarks: bool = True, resolution: int = 128, split: str = "test",
         scans: list[str] | None = None, neutral: str = "auto", unit: str = "auto", pose: str = "auto",
         device: str = "cpu", batch_size: int = 16, seed: int = 0, metrics_points: int = 50_000,
@@ -298,7 +300,8 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
 
     model_or_path: an experiment / exported model folder or a loaded model; inputs: a path or
     paths (see :mod:`imface.engine.fit_inputs`); same_identity: one z_id per identity;
-    steps / points / lr: the schedule (points: surface and space samples per scan and step);
+    steps / points / space_points / lr: the schedule (points: surface samples per scan and step;
+    space_points: free-space samples, or jittered surface points for surface-only input);
     neutral: auto | yes | no for scans whose neutrality is unknown; unit: auto | model | mm |
     cm | m for landmark-free input; pose: auto | fit | none; batch_size: scans per batch;
     metrics_points: samples for the quick metrics in each fit.json (0: none, e.g. when
@@ -309,7 +312,8 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     from imface.engine.fit_inputs import gather_targets, prepare_poses
     from imface.errors import ImfaceError
 
-    for name, value, low in (("--steps", steps, 1), ("--points", points, 16), ("--resolution", resolution, 16),
+    for name, value, low in (("--steps", steps, 1), ("--points", points, 16), ("--space-points", space_points, 1),
+                             ("--resolution", resolution, 16),
                              ("batch_size", batch_size, 1)):
         if value < low:
             raise ImfaceError(None, f"{name} must be >= {low}, got {value}")
@@ -320,7 +324,7 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     out_dir = Path(out_dir)
     loaded = fit_io.load_model(model_or_path, device)
     model = loaded.model.to(device).eval().requires_grad_(False)
-    settings = FitSettings(steps=steps, lr=lr, surface_points=points, space_points=points, landmarks=landmarks,
+    settings = FitSettings(steps=steps, lr=lr, surface_points=points, space_points=space_points, landmarks=landmarks,
                            resolution=resolution, seed=seed)
     run = _run_settings(settings, loaded.path, same_identity, {"neutral": neutral, "unit": unit, "pose": pose})
     targets = gather_targets(inputs, work_dir=out_dir, split=split, scans=scans, unit=unit, pose=pose, neutral=neutral)
