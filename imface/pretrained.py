@@ -255,9 +255,10 @@ def _load_experiment(exp_dir: Path, weights: Path | None, device: str | torch.de
     return Pretrained(model, config, codes, compute_code_stats(state, codes), exp_dir, "experiment")
 
 
-def load_pretrained(path: str | Path, device: str | torch.device = "cpu") -> Pretrained:
+def load_pretrained(path: str | Path, device: str | torch.device = "cpu", *, weights: str | Path | None = None) -> Pretrained:
     """Load an exported model folder (checksums verified) or an experiment folder (its latest
-    checkpoint; code statistics computed on the fly). device: cpu | cuda | auto.
+    checkpoint, or the checkpoint file ``weights``; code statistics computed on the fly).
+    device: cpu | cuda | auto.
 
     The model comes back in eval mode with ``requires_grad`` off everywhere.
     """
@@ -266,9 +267,11 @@ def load_pretrained(path: str | Path, device: str | torch.device = "cpu") -> Pre
         raise ImfaceError(path, "no such model folder (give an exported model or an experiment folder)")
     if not (path / INFO_NAME).is_file():
         if (path / CONFIG_NAME).is_file() and (path / ckpt.CHECKPOINT_DIR).is_dir():
-            return _load_experiment(path, None, device)
+            return _load_experiment(path, None if weights is None else Path(weights), device)
         raise ImfaceError(path, "not a model folder: expected model.json (an exported model) or config.yaml and "
                           "checkpoints/ (an experiment)")
+    if weights is not None:
+        raise ImfaceError(path, "an exported model holds one set of weights; weights= is for experiment folders")
     info = _read_json(path / INFO_NAME)
     if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION:
         raise ImfaceError(path / INFO_NAME, f"unsupported model format {info.get('format_version') if isinstance(info, dict) else None!r} "

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from imface.config import DEFAULT_FIT_SPACE_POINTS
 from imface.errors import ImfaceError
 from imface.io.atomic import write_text
 
@@ -45,6 +46,9 @@ class BenchmarkConfig:
     test_scans: int = 8  # held-out-identity scans fitted and scored (0: all of them)
     fit_steps: int = 200
     fit_points: int = 2048
+    fit_space_points: int = DEFAULT_FIT_SPACE_POINTS
+    # Learning curves: each variant is also scored at these fractions of train_steps (and at 1).
+    curve_fractions: list[float] = field(default_factory=lambda: [0.25, 0.5])
     fit_resolution: int = 128
     pca_sizes: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     bilinear_ranks: list[int] = field(default_factory=lambda: [32, 16])  # identity, expression
@@ -65,6 +69,8 @@ class BenchmarkConfig:
         for name in ("train_steps", "fit_steps", "fit_points", "fit_resolution", "eval_points", "baseline_fit_points"):
             if getattr(self, name) < 1:
                 raise ImfaceError(None, f"{name} must be >= 1, got {getattr(self, name)}")
+        if any(not 0 < f < 1 for f in self.curve_fractions):
+            raise ImfaceError(None, f"curve_fractions must lie strictly between 0 and 1, got {self.curve_fractions}")
         if self.test_scans < 0 or any(k < 1 for k in self.pca_sizes):
             raise ImfaceError(None, "test_scans must be >= 0 and PCA sizes >= 1")
         if len(self.bilinear_ranks) != 2 or len(self.flame_ranks) != 2:
@@ -79,6 +85,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "train_preset": "tiny", "train_steps": 30, "variants": ["full", "no-extend", "no-blend", "no-dist", "i3dmm-like"],
         "test_scans": 2, "fit_steps": 10, "fit_points": 256, "fit_resolution": 32, "pca_sizes": [2, 4],
+        "curve_fractions": [0.5],
         "bilinear_ranks": [2, 2], "flame_ranks": [2, 2], "baseline_fit_points": 2000, "eval_points": 5000,
         "figure_scans": 2, "correspondence_pairs": 1,
     },

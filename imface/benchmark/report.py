@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from imface.benchmark.config import ABLATION_ROWS, BenchmarkConfig
+from imface.benchmark.curves import collect_curves
 from imface.io.atomic import write_text
 from imface.io.manifest import read_manifest
 
@@ -128,7 +129,7 @@ def collect_results(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, sc
         "split": {"train_scans": len(manifest.train), "train_identities": len({manifest.scan(n).identity for n in manifest.train}),
                   "test_scans_available": len(manifest.test), "test_identities": list(manifest.test_identities),
                   "held_out_expressions": list(manifest.test_expressions)},
-        "scans": scans, "methods": rows, "goals": check_goals(rows),
+        "scans": scans, "methods": rows, "goals": check_goals(rows), "curves": collect_curves(config, bench_dir),
         "baseline_notes": baselines_index.get("notes", {}),
         "correspondence": None if correspondence is None else {
             "model": "/".join(map(str, correspondence_model(config))),
@@ -160,6 +161,28 @@ def _table(rows: list[dict[str, Any]], with_times: bool) -> list[str]:
         if with_times:
             line += f" {_fmt(r['fit_seconds_per_scan'], 1)} | {_fmt(r['train_seconds'], 0)} |"
         lines.append(line)
+    return lines
+
+
+def _curves_section(results: dict[str, Any]) -> list[str]:
+    curves = results.get("curves")
+    if not curves:
+        return []
+    steps = curves["steps"]
+    lines = ["## Learning curves", "",
+             "Each variant scored (same scans, same protocol) at these points of its training budget. "
+             "Trend: the held-out Chamfer's relative change over the last segment (falling: more than 2% "
+             "lower); probe: the same verdict on the training-scan probe (`curves.jsonl`, training scans "
+             "decoded with their own codes, second half of the run), one per seed.", "",
+             "| variant | " + " | ".join(f"step {s:,}" for s in steps) + " | train s (last) | trend | probe |",
+             "|---|" + "---:|" * len(steps) + "---:|---|---|"]
+    for name, row in curves["variants"].items():
+        cells = [_fmt({"mean": m, "std": d}) for m, d in zip(row["chamfer_mm"], row["chamfer_std"])]
+        seconds = row["train_seconds"][-1]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {'n/a' if seconds is None else f'{seconds:.0f}'} | "
+                     f"{'**still falling**' if row['trend'] == 'falling' else row['trend']} | "
+                     f"{', '.join(row['probe_trends'])} |")
+    lines += ["", "![learning curves](figures/learning_curves.png)", ""]
     return lines
 
 
@@ -197,6 +220,7 @@ def report_text(results: dict[str, Any]) -> str:
         lines.append("| (not enough methods ran to judge them) | | |")
     lines += ["", "The goals are meant for the `long` preset; a shorter preset trains each network for a small "
               "fraction of the paper's 1,500 epochs, and the paper's claims are about converged models.", ""]
+    lines += _curves_section(results)
     lines += ["## Figures", "", "Fig. 4 analog: ground truth, ImFace and baselines with their errors "
               "(distance to the ground truth, before ICP):", "", "![fig4](figures/fig4_reconstructions.png)", ""]
     corr = results["correspondence"]

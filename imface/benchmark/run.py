@@ -86,6 +86,7 @@ def variant_experiment(config: BenchmarkConfig, variant: str, seed: int):
     experiment.train.seed = seed
     experiment.train.max_steps = config.train_steps
     experiment.train.max_minutes = 0.0
+    experiment.train.keep_checkpoints = 0  # the learning curves fit the checkpoints of every segment
     return experiment
 
 
@@ -129,6 +130,9 @@ def _prepare(bench_dir: Path, config: BenchmarkConfig, data_dir: Path) -> None:
 
 
 def _train_variants(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, device: str, progress: bool) -> bool:
+    """Train every variant and seed in segments ending at the learning curves' steps (exact resume
+    in between); ``trained.json`` records the training seconds at the end of each segment."""
+    from imface.benchmark.curves import curve_steps
     from imface.engine.trainer import train
 
     did = False
@@ -136,17 +140,27 @@ def _train_variants(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, de
         for seed in config.seeds:
             exp_dir = bench_dir / "imface" / variant / f"seed-{seed}"
             marker = exp_dir / TRAINED_NAME
-            if marker.is_file() and json.loads(marker.read_text()).get("steps") == config.train_steps:
+            record = json.loads(marker.read_text()) if marker.is_file() else {}
+            if record.get("steps") == config.train_steps:
                 continue
             did = True
             if progress:
                 print(f"[benchmark] train {variant} seed {seed}: {config.train_steps} steps", flush=True)
-            result = train(variant_experiment(config, variant, seed), data_dir, exp_dir,
-                           resume=(exp_dir / "config.yaml").is_file(), device=device, progress=progress)
-            if result.stopped not in ("finished", "max_steps"):
-                raise ImfaceError(exp_dir, f"training stopped early ({result.stopped}); run the benchmark again to resume")
-            write_json(marker, {"steps": result.step, "seconds": result.seconds, "stopped": result.stopped,
-                                "losses": result.losses})
+            segments = [s for s in record.get("segments", []) if s["step"] < config.train_steps]
+            for stop in curve_steps(config):
+                if any(s["step"] == stop for s in segments):
+                    continue
+                experiment = variant_experiment(config, variant, seed)
+                experiment.train.max_steps = stop
+                result = train(experiment, data_dir, exp_dir, resume=(exp_dir / "config.yaml").is_file(),
+                               device=device, progress=progress)
+                if result.stopped not in ("finished", "max_steps"):
+                    raise ImfaceError(exp_dir, f"training stopped early ({result.stopped}); run the benchmark again to resume")
+                seconds = (segments[-1]["seconds"] if segments else 0.0) + result.seconds
+                segments.append({"step": result.step, "seconds": seconds})
+                record = {"steps": result.step, "seconds": seconds, "stopped": result.stopped,
+                          "losses": result.losses, "segments": segments}
+                write_json(marker, record if result.step == config.train_steps else {**record, "steps": None})
     return did
 
 
@@ -164,6 +178,7 @@ def _fit_variants(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scan
             started = time.perf_counter()
             results = fit(bench_dir / "imface" / variant / f"seed-{seed}", data_dir, fits_dir, split="test",
                           scans=scans, steps=config.fit_steps, points=config.fit_points,
+                          space_points=config.fit_space_points,
                           resolution=config.fit_resolution, seed=seed, landmarks=False, device=device,
                           metrics_points=0)  # the evaluate stage scores them with the full protocol
             seconds = time.perf_counter() - started
@@ -261,6 +276,7 @@ def correspondence_model(config: BenchmarkConfig) -> tuple[str, int]:
 def run_benchmark(data_dir: str | Path, bench_dir: str | Path, config: BenchmarkConfig, *, device: str = "cpu",
                   progress: bool = True) -> Path:
     """Run (or resume) every stage into ``bench_dir``; returns the path of ``report.md``."""
+    from imface.benchmark.curves import evaluate_intermediate, fit_intermediate, write_curve_figure
     from imface.benchmark.figures import write_fig4
     from imface.benchmark.report import collect_results, write_report
 
@@ -280,14 +296,20 @@ def run_benchmark(data_dir: str | Path, bench_dir: str | Path, config: Benchmark
     timings.run("fit baselines", lambda: _fit_baselines(config, data_dir, bench_dir, scans), progress)
     timings.run("evaluate", lambda: _evaluate(config, data_dir, bench_dir, scans), progress)
     timings.run("correspondence", lambda: _correspondence(config, bench_dir, scans, device), progress)
+    timings.run("learning curves: fit", lambda: fit_intermediate(config, data_dir, bench_dir, scans, device), progress)
+    timings.run("learning curves: evaluate", lambda: evaluate_intermediate(config, data_dir, bench_dir, scans), progress)
     figures = bench_dir / "figures"
+    results = collect_results(config, data_dir, bench_dir, scans, timings.seconds, device)
 
     def pictures() -> bool:
         write_fig4(config, data_dir, bench_dir, scans[: config.figure_scans], figures / "fig4_reconstructions.png")
+        baselines = {name: row["chamfer_mm"]["mean"] for name, row in results["methods"].items()
+                     if row["kind"] == "baseline" and row["chamfer_mm"]["mean"] is not None}
+        write_curve_figure(results["curves"], baselines, figures / "learning_curves.png")
         return True
 
     timings.run("figures", pictures, progress)
-    results = collect_results(config, data_dir, bench_dir, scans, timings.seconds, device)
+    results["timings"] = timings.seconds
     write_json(bench_dir / RESULTS_NAME, results)
     report = write_report(results, bench_dir)
     if progress:

@@ -99,7 +99,7 @@ def builtin_data(tmp_path_factory, bfm):
     root = tmp_path_factory.mktemp("bench")
     write_dataset(root / "raw", identities=4, expressions="neutral,smile,mouth_stretch,jaw_left")
     preprocess_dataset(root / "raw", root / "data", PreprocessConfig(surface_samples=8000, space_samples=2000,
-                                                                     test_identities=1), progress=False)
+                                                                     near_surface_samples=2000, test_identities=1), progress=False)
     return root / "data"
 
 
@@ -123,6 +123,19 @@ def test_tiny_benchmark_end_to_end_and_resume(builtin_data, tmp_path):
         assert needle in text
     assert (tmp_path / "bench" / "figures" / "fig4_reconstructions.png").stat().st_size > 10_000
     assert (tmp_path / "bench" / "correspondence" / "correspondence.png").is_file()
+    # learning curves: every variant scored at half its budget too, with the same scans and protocol
+    curves = results["curves"]
+    assert curves["steps"] == [5, 10]
+    for name in config.variants:
+        row = curves["variants"][name]
+        assert all(c is not None and c > 0 for c in row["chamfer_mm"]), name
+        assert row["train_seconds"][0] < row["train_seconds"][1]
+        assert row["trend"] in ("falling", "flattened", "rising")
+        assert (tmp_path / "bench" / "fits" / "imface" / name / "seed-0" / "step-5" / "fitted.json").is_file()
+    assert "## Learning curves" in text and "figures/learning_curves.png" in text
+    assert (tmp_path / "bench" / "figures" / "learning_curves.png").stat().st_size > 10_000
+    segments = json.loads((tmp_path / "bench" / "imface" / "full" / "seed-0" / "trained.json").read_text())["segments"]
+    assert [s["step"] for s in segments] == [5, 10]
 
     # a second run resumes: nothing is trained, fitted or scored again
     marker = tmp_path / "bench" / "imface" / "full" / "seed-0" / "trained.json"
