@@ -7,6 +7,10 @@ over scans and regions. Prints parameter counts (ours and the authors' variant),
 then points/s per setting; the last line is the headline.
 
     PYTHONPATH=. python bench/train_step.py [--threads 2] [--scans 4] [--points 1024 16384] [--profile]
+    PYTHONPATH=. python bench/train_step.py --device cuda [--precision fp32 tf32 bf16 fp16]
+
+With --device cuda it times the batched step alone at the ``paper`` preset's batch (72 scans x
+16,384 points unless --scans/--points say otherwise) for each --precision, and prints points/s.
 
 --profile also prints where the batched step's time goes, per aten op and input
 shapes (timed one op at a time; torch.profiler inflates the large elementwise ops
@@ -76,17 +80,25 @@ def tune_malloc() -> bool:
     return bool(no_mmap and keep and libc.mallopt(m_top_pad, 64 << 20))
 
 
-def make_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Callable[[], None]:
-    """One full training step of ``model`` on ``batch`` (forward, all losses, backward, Adam)."""
+def make_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], precision: str = "fp32") -> Callable[[], None]:
+    """One full training step of ``model`` on ``batch`` (forward, all losses, backward, Adam),
+    at a ``train.precision`` (imface.engine.precision), on the batch's device."""
+    from imface.engine.precision import Precision
+
     optimizer = _adam(model)
     losses_config = LossConfig()
+    device = batch["surface_points"].device
+    mode = Precision(precision, device)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        outputs = model(batch)
+        with mode.autocast():
+            outputs = model(batch)
         losses = compute_losses(outputs, batch, losses_config, model.config)
-        losses["total"].backward()
-        optimizer.step()
+        mode.backward(losses["total"], [optimizer])
+        mode.step([optimizer])
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     return step
 
@@ -161,6 +173,30 @@ def authors_parameter_estimate() -> tuple[int, int]:
     return hyper + template + 3 * fusion + landmarks, hyper
 
 
+def cuda_throughput(args: argparse.Namespace) -> None:
+    """Points/s of the batched step on CUDA for each precision, at the paper batch by default."""
+    if not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available")
+    device = torch.device(args.device)
+    scans = 72 if args.scans == 4 else args.scans  # --scans left at its CPU default: the paper's batch
+    points = [16384] if args.points == [1024, 16384] else args.points
+    torch.manual_seed(0)
+    template = torch.tensor(CANONICAL_LANDMARKS_MM / MM_PER_UNIT, dtype=torch.float32)
+    print(f"device {torch.cuda.get_device_name(device)}, torch {torch.__version__}, {scans} scans per batch")
+    rates = {}
+    for count in points:
+        batch = {k: v.to(device) for k, v in make_batch(scans, count, torch.Generator().manual_seed(count)).items()}
+        for precision in args.precision:
+            model = ImFace(ModelConfig(), 4, scans, template).to(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            seconds = time_interleaved([make_step(model, batch, precision)], args.steps)[0]
+            rates[(count, precision)] = scans * count / seconds
+            print(f"{count:>6} points/scan, {precision}: {seconds:7.4f} s/step {rates[(count, precision)]:12.0f} points/s, "
+                  f"peak memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB", flush=True)
+    summary = ", ".join(f"{p} {r / 1e6:.2f} M" for (_, p), r in rates.items())
+    print(f"train step (cuda, {scans} scans x {points[-1]} points): points/s {summary}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -169,8 +205,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per model (fewer at > 4096 points)")
     parser.add_argument("--tune-malloc", action="store_true", help="keep freed memory in the heap (glibc mallopt)")
     parser.add_argument("--profile", action="store_true", help="also print the batched step's time per op")
+    parser.add_argument("--device", default="cpu", help="cpu (batched vs loop) or cuda (batched, per precision)")
+    parser.add_argument("--precision", nargs="+", default=["fp32", "tf32", "bf16", "fp16"],
+                        help="train.precision values timed on CUDA")
     args = parser.parse_args()
     set_threads(args.threads)
+    if args.device.startswith("cuda"):
+        cuda_throughput(args)
+        return
     if args.tune_malloc and not tune_malloc():
         print("warning: could not tune malloc (not glibc?)")
 
