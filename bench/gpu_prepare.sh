@@ -14,5 +14,5 @@ mkdir -p .gpu/whl
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .gpu/whl \
   trimesh==5.2.0 embreex==4.4.0.post1 libigl==2.6.3 rtree==1.4.1
-"$python" bench/pack_data.py --data "$data" --out .gpu/data --identities 4
+"$python" bench/pack_data.py --data "$data" --out .gpu/data --identities 3
 du -sh .gpu
