@@ -224,7 +224,8 @@ def main() -> None:
     hyper = sum(p.numel() for n, p in model.named_parameters() if ".hyper." in n)
     authors_total, authors_hyper = authors_parameter_estimate()
     print(f"parameters: ours {total / 1e6:.2f} M, {100 * hyper / total:.1f}% in hypernets "
-          f"(5 separate local SIRENs 39->32->32->32->out per field, one 3-layer 64-wide hypernet each)")
+          f"(5 separate local SIRENs {3 * (1 + 2 * model.config.positional_frequencies)}->32->32->32->out per field, "
+          "one 3-layer 64-wide hypernet each)")
     print(f"parameters: authors' variant ~{authors_total / 1e6:.1f} M (estimate), {100 * authors_hyper / authors_total:.1f}% "
           "in hypernets: they generate one shared 128-wide 5-layer SIREN per block, one hypernet per tensor")
     print(f"threads {torch.get_num_threads()}, {args.scans} scans per batch, half surface / half space points, "
