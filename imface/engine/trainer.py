@@ -361,6 +361,7 @@ def train(
                 clock["probe"] += figures["seconds"]
                 writer.log_curve(curve_record(step, step // steps_per_epoch, train_seconds(), figures))
 
+        first_step = step
         if resume_state is None:
             measure_curve()  # the curve starts at step 0
         with _StopSignals() as signals:
@@ -440,8 +441,8 @@ def train(
                     break
         if bar is not None:
             bar.close()
-        if t.curve_every_steps > 0 and step % t.curve_every_steps != 0:
-            measure_curve()  # every run's curve ends at its last step
+        if t.curve_every_steps > 0 and step % t.curve_every_steps != 0 and step > first_step:
+            measure_curve()  # every run's curve ends at its last step (once: not again on a no-op resume)
         checkpoint = save(step) if last_saved != step else ckpt.checkpoint_path(exp_dir, step)
         if writer is not None and ctx.is_main:
             writer.close()

@@ -290,3 +290,11 @@ def test_each_precision_trains_on_cuda(data_dir, tmp_path, precision):
     result = train(_config("train.max_steps=4", f"train.precision={precision}"), data_dir, tmp_path / "exp",
                    device="cuda", progress=False)
     assert result.step == 4 and all(np.isfinite(list(result.losses.values())))
+
+
+def test_a_resume_with_nothing_left_to_do_adds_no_curve_record(data_dir, tmp_path):
+    config = _config("train.max_steps=3", "train.curve_every_steps=2", "train.curve_scans=1", "train.curve_resolution=16",
+                     "data.holdout_points=32")
+    train(config, data_dir, tmp_path / "exp", device="cpu", progress=False)
+    train(config, data_dir, tmp_path / "exp", resume=True, device="cpu", progress=False)
+    assert [r["step"] for r in _curves(tmp_path / "exp")] == [0, 2, 3]
