@@ -84,7 +84,7 @@ class FitSettings:
     """Options of :func:`fit_to_points` (distances in model units, 1 = 100 mm)."""
 
     iterations: int = 30
-    regularisation: float = 1e-7  # units^2 per (coefficient / std)^2; chosen on built-in test scans (Chamfer)
+    regularisation: float = 1e-7  # units^2 per (coefficient / std)^2; imface benchmark chooses its own on validation identities
     max_distance: float = 0.1  # pairs farther apart are dropped (10 mm)
     max_normal_angle_deg: float = 60.0
     point_weight: float = 0.0  # point-to-point share of the model-to-target metric (with target normals)

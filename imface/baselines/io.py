@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from imface.baselines.bilinear import BilinearModel, build_bilinear
+from imface.baselines.decimate import decimate_topology
 from imface.baselines.fitting import FitResult, FitSettings, fit_to_points
 from imface.baselines.flame_like import FlameLikeModel, build_flame_like
 from imface.baselines.pca import PCAModel, build_pca
@@ -80,15 +81,18 @@ class TrainingMeshes:
     neutral: list[bool]
 
 
-def load_training_meshes(data_dir: str | os.PathLike, split: str = "train") -> TrainingMeshes:
-    """Every ``registered.ply`` of one split of a processed dataset (one fixed topology required)."""
+def load_training_meshes(data_dir: str | os.PathLike, split: str = "train", *,
+                         exclude_identities: tuple[str, ...] = ()) -> TrainingMeshes:
+    """Every ``registered.ply`` of one split of a processed dataset (one fixed topology required),
+    leaving out the scans of ``exclude_identities`` (e.g. a validation split)."""
     from imface.io.manifest import read_manifest
     from imface.io.mesh import read_mesh
 
     manifest = read_manifest(data_dir)
-    names = list(getattr(manifest, split))
+    names = [n for n in getattr(manifest, split) if manifest.scan(n).identity not in set(exclude_identities)]
     if not names:
-        raise ImfaceError(data_dir, f"the '{split}' split is empty")
+        raise ImfaceError(data_dir, f"the '{split}' split is empty" + (" without the excluded identities"
+                                                                      if exclude_identities else ""))
     vertices, faces = [], None
     for name in names:  # file reading: one read per scan is unavoidable
         path = manifest.folder(name) / "registered.ply"
@@ -120,16 +124,23 @@ def build_baselines(
     pca_sizes: tuple[int, ...] = (32, 64, 128, 256),
     bilinear: tuple[int, int] | None = (32, 16),
     flame: tuple[int, int] | None = (32, 32),
+    paper_resolution: int = 0,
+    exclude_identities: tuple[str, ...] = (),
 ) -> BuiltBaselines:
     """Build the PCA, bilinear and FLAME-like baselines from a processed dataset's training split.
 
     PCA sizes above S - 1 (S training scans) are skipped; bilinear and FLAME-like ranks
     above what the data holds are lowered to it; each skip or change is named in
-    ``notes``. ``None`` leaves a model out. Models go to ``out_dir/<name>/``; an index
-    ``out_dir/baselines.json`` lists them.
+    ``notes``. ``None`` leaves a model out. ``paper_resolution`` > 0 adds the FLAME-like
+    model on a topology decimated to about that many vertices (``flame_like_<n>k``, the
+    paper's conditions: FLAME has 5,023 vertices). ``exclude_identities``: training
+    identities left out (a validation split). Models go to ``out_dir/<name>/``; an index
+    ``out_dir/baselines.json`` lists them, each with its vertex count and condition
+    (``oracle``: the full-resolution registered topology the test scans were made in;
+    ``paper``: decimated).
     """
     out_dir = Path(out_dir)
-    data = load_training_meshes(data_dir)
+    data = load_training_meshes(data_dir, exclude_identities=tuple(exclude_identities))
     result = BuiltBaselines()
     meshes, count = data.vertices, len(data.vertices)
     for size in pca_sizes:
@@ -153,10 +164,25 @@ def build_baselines(
                                           f"with a neutral scan, {expressive} expression scans)")
         model = build_flame_like(meshes, data.identities, data.neutral, data.faces, *ranks)
         result.models["flame_like"] = save_model(model, out_dir / "flame_like")
+        if paper_resolution and paper_resolution < meshes.shape[1]:
+            vertex_ids, coarse_faces = decimate_topology(meshes.mean(axis=0), data.faces, paper_resolution)
+            name = f"flame_like_{round(paper_resolution / 1000)}k" if paper_resolution >= 1000 else f"flame_like_{paper_resolution}"
+            model = build_flame_like(meshes[:, vertex_ids], data.identities, data.neutral, coarse_faces, *ranks, name=name)
+            model.info.update(decimated_from=int(meshes.shape[1]))
+            result.models[name] = save_model(model, out_dir / name)
+        elif paper_resolution:
+            result.notes["flame_like_decimated"] = f"skipped: the topology has only {meshes.shape[1]} vertices"
+    full_vertices = meshes.shape[1]
+
+    def entry(path: Path) -> dict:
+        model = load_model(path)
+        return {"path": path.name, "latent_size": model.latent_size, "vertices": model.vertex_count,
+                "condition": "oracle" if model.vertex_count == full_vertices else "paper"}
+
     write_json(out_dir / "baselines.json", {
         "data": str(Path(data_dir).resolve()), "training_scans": count,
-        "models": {name: {"path": path.name, "latent_size": load_model(path).latent_size}
-                   for name, path in result.models.items()},
+        "excluded_identities": sorted(exclude_identities),
+        "models": {name: entry(path) for name, path in result.models.items()},
         "notes": result.notes,
     })
     return result

@@ -29,6 +29,11 @@ def curve_steps(config: BenchmarkConfig) -> list[int]:
     return sorted(steps | {config.train_steps})
 
 
+def curve_seeds(config: BenchmarkConfig) -> list[int]:
+    """The seeds scored along the curve (the first ``curve_seeds``; all when 0)."""
+    return list(config.seeds[: config.curve_seeds] if config.curve_seeds > 0 else config.seeds)
+
+
 def step_dir(base: Path, step: int) -> Path:
     return base / f"step-{step}"
 
@@ -41,7 +46,7 @@ def fit_intermediate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, s
 
     did = False
     for variant in config.variants:
-        for seed in config.seeds:
+        for seed in curve_seeds(config):
             exp_dir = bench_dir / "imface" / variant / f"seed-{seed}"
             for step in curve_steps(config)[:-1]:
                 fits_dir = step_dir(bench_dir / "fits" / "imface" / variant / f"seed-{seed}", step)
@@ -62,7 +67,7 @@ def evaluate_intermediate(config: BenchmarkConfig, data_dir: Path, bench_dir: Pa
 
     did = False
     for variant in config.variants:
-        for seed in config.seeds:
+        for seed in curve_seeds(config):
             for step in curve_steps(config)[:-1]:
                 out = step_dir(bench_dir / "eval" / variant / f"seed-{seed}", step)
                 if (out / SUMMARY_NAME).is_file():
@@ -86,7 +91,7 @@ def trend(values: list[float]) -> str:
 
 
 def collect_curves(config: BenchmarkConfig, bench_dir: Path) -> dict[str, Any]:
-    """Per variant: steps, held-out Chamfer mean/std over seeds at each, training seconds at each,
+    """Per variant: steps, held-out Chamfer mean/std over the curve's seeds at each, training seconds at each,
     its trend, and the training-scan probe's trend (``curves.jsonl``)."""
     from imface.engine.curves import curve_trend, read_curves
 
@@ -99,7 +104,7 @@ def collect_curves(config: BenchmarkConfig, bench_dir: Path) -> dict[str, Any]:
         chamfer: list[list[float]] = [[] for _ in steps]
         seconds: list[list[float]] = [[] for _ in steps]
         probe_trends = []
-        for seed in config.seeds:
+        for seed in curve_seeds(config):
             base = bench_dir / "eval" / variant / f"seed-{seed}"
             trained = read(bench_dir / "imface" / variant / f"seed-{seed}" / "trained.json") or {}
             at = {int(s["step"]): s["seconds"] for s in trained.get("segments", [])}

@@ -8,6 +8,7 @@ an interrupted run resumes where it stopped::
     imface/<variant>/seed-<s>/          experiment folders (imface train)
     fits/imface/<variant>/seed-<s>/     fits folders (imface fit) of the chosen test scans
     baselines/                          baseline models (baselines.json lists them)
+    validation/                         baseline settings chosen on validation identities (chosen.json)
     fits/baselines/<model>/<scan>/      fitted_full.ply, fitted.ply, fit.json
     eval/<method>/seed-<s>/             per-scan JSON and summary.json (imface eval)
     correspondence/                     imface correspond over the full model's fits (Fig. 5 analog)
@@ -194,28 +195,34 @@ def _baselines(config: BenchmarkConfig, data_dir: Path, bench_dir: Path) -> bool
     if index.is_file():
         return False
     build_baselines(data_dir, bench_dir / "baselines", pca_sizes=tuple(config.pca_sizes),
-                    bilinear=tuple(config.bilinear_ranks), flame=tuple(config.flame_ranks))
+                    bilinear=tuple(config.bilinear_ranks), flame=tuple(config.flame_ranks),
+                    paper_resolution=config.paper_resolution)
     return True
 
 
 def baseline_names(bench_dir: Path) -> dict[str, dict[str, Any]]:
-    """The built baselines: name -> {"path", "latent_size"} (from ``baselines/baselines.json``)."""
+    """The built baselines: name -> {"path", "latent_size", "vertices", "condition"} (``baselines/baselines.json``)."""
     index = json.loads((bench_dir / "baselines" / "baselines.json").read_text())
     return index["models"]
 
 
 def _fit_baselines(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str]) -> bool:
+    """Fit every baseline to the test scans with the regularisation chosen on the validation split."""
     from imface.baselines import fit_baseline
+    from imface.baselines.fitting import FitSettings
+    from imface.benchmark.validation import read_chosen
 
     manifest = read_manifest(data_dir)
+    chosen = (read_chosen(bench_dir) or {}).get("chosen", {})
     did = False
     for name, entry in baseline_names(bench_dir).items():
+        settings = FitSettings(regularisation=chosen[name]) if name in chosen else FitSettings()
         for scan in scans:
             out = bench_dir / "fits" / "baselines" / name / scan
             if (out / "fit.json").is_file():
                 continue
             did = True
-            fit_baseline(bench_dir / "baselines" / entry["path"], manifest.folder(scan), out,
+            fit_baseline(bench_dir / "baselines" / entry["path"], manifest.folder(scan), out, settings=settings,
                          points=config.baseline_fit_points, seed=0)
     return did
 
@@ -231,6 +238,7 @@ def methods(config: BenchmarkConfig, bench_dir: Path) -> list[dict[str, Any]]:
                               for s in config.seeds}})
     for name, entry in baseline_names(bench_dir).items():
         rows.append({"name": name, "kind": "baseline", "latent_size": int(entry["latent_size"]),
+                     "condition": entry.get("condition", "oracle"), "vertices": entry.get("vertices"),
                      "runs": {NO_SEED: (bench_dir / "fits" / "baselines" / name, "fitted_full.ply")}})
     return rows
 
@@ -279,6 +287,7 @@ def run_benchmark(data_dir: str | Path, bench_dir: str | Path, config: Benchmark
     from imface.benchmark.curves import evaluate_intermediate, fit_intermediate, write_curve_figure
     from imface.benchmark.figures import write_fig4
     from imface.benchmark.report import collect_results, write_report
+    from imface.benchmark.validation import choose_regularisation
 
     config.validate()
     data_dir, bench_dir = Path(data_dir), Path(bench_dir)
@@ -293,6 +302,8 @@ def run_benchmark(data_dir: str | Path, bench_dir: str | Path, config: Benchmark
     timings.run("train ImFace variants", lambda: _train_variants(config, data_dir, bench_dir, device, progress), progress)
     timings.run("fit ImFace variants", lambda: _fit_variants(config, data_dir, bench_dir, scans, device), progress)
     timings.run("build baselines", lambda: _baselines(config, data_dir, bench_dir), progress)
+    timings.run("validation: choose baseline settings", lambda: choose_regularisation(config, data_dir, bench_dir),
+                progress)
     timings.run("fit baselines", lambda: _fit_baselines(config, data_dir, bench_dir, scans), progress)
     timings.run("evaluate", lambda: _evaluate(config, data_dir, bench_dir, scans), progress)
     timings.run("correspondence", lambda: _correspondence(config, bench_dir, scans, device), progress)

@@ -5,7 +5,8 @@ ground truth ``<processed>/mesh.ply``; crop the reconstruction like the ground t
 (:func:`imface.eval.crop.crop_like_ground_truth`, paper: "all faces are processed as
 described in Sec. 3.5"); then :func:`imface.ops.metrics.evaluate_reconstruction` (area-
 uniform samples, 20 point-to-point ICP iterations, Chamfer / F-score / normal
-consistency in mm). Outputs, all written atomically::
+consistency in mm, and the same restricted to the ground truth's footprint). Outputs, all
+written atomically::
 
     <out>/<scan>.json     metrics, scan labels, seen/unseen flag, file paths, settings
     <out>/summary.json    per-scan rows, failures, mean/median overall, per expression,
@@ -42,6 +43,8 @@ SUMMARY_METRICS = {
     "fscore@2.5mm": "F@2.5mm",
     "fscore@5mm": "F@5mm",
     "normal_consistency": "NC",
+    "footprint_chamfer_mm": "Chamfer footprint mm",
+    "footprint_fscore@1mm": "F@1mm footprint",
 }
 
 
@@ -114,7 +117,7 @@ class EvalSummary:
             cells = []
             for key in SUMMARY_METRICS:
                 values = stats.get(key)
-                digits = 3 if key in ("chamfer_mm", "normal_consistency") else 2
+                digits = 3 if key in ("chamfer_mm", "footprint_chamfer_mm", "normal_consistency") else 2
                 text = "-" if values is None else f"{values['mean']:.{digits}f} / {values['median']:.{digits}f}"
                 cells.append(f"  {text:>22}")
             lines.append(f"{label:<{width}}  {stats['count']:>4}" + "".join(cells))
@@ -126,7 +129,7 @@ def group_statistics(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     (keys are left out for an empty group)."""
     stats: dict[str, Any] = {"count": len(metrics)}
     for key in SUMMARY_METRICS:
-        values = [float(m[key]) for m in metrics if key in m]
+        values = [float(m[key]) for m in metrics if m.get(key) is not None]
         if values:
             stats[key] = {"mean": statistics.fmean(values), "median": statistics.median(values)}
     return stats

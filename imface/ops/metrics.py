@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
+from imface.ops.footprint import inside_footprint
 from imface.ops.icp import icp
 from imface.ops.rigid import apply_rigid
 from imface.ops.sdf_sampling import sample_surface
@@ -89,6 +90,11 @@ class ReconstructionMetrics:
     recall, fscore in percent; normal_consistency in [0, 1]; num_points: samples per
     mesh; align: "icp" or "none"; icp_iterations, icp_converged; rotation (3x3) and
     translation_mm (3,) of the rigid transform applied to the reconstruction.
+
+    Footprint-restricted variants (None when not computed): the same with only the
+    reconstruction samples whose projection along the viewing axis (+z) falls on the
+    ground truth (:func:`imface.ops.footprint.inside_footprint`) counting toward accuracy
+    and precision; footprint_fraction: the share of reconstruction samples inside.
     """
 
     chamfer_mm: float
@@ -106,6 +112,10 @@ class ReconstructionMetrics:
     icp_converged: bool
     rotation: tuple[tuple[float, ...], ...]
     translation_mm: tuple[float, ...]
+    footprint_chamfer_mm: float | None = None
+    footprint_accuracy_mm: float | None = None
+    footprint_fraction: float | None = None
+    footprint_fscore: tuple[float, ...] | None = None
 
     @property
     def chamfer_units(self) -> float:
@@ -134,8 +144,8 @@ class ReconstructionMetrics:
         """Plain JSON-ready values, with per-tau entries such as ``fscore@1mm``."""
         values = asdict(self)
         values["chamfer_units"] = self.chamfer_units
-        for key in ("precision", "recall", "fscore"):
-            for tau, value in zip(self.taus_mm, values.pop(key)):
+        for key in ("precision", "recall", "fscore", "footprint_fscore"):
+            for tau, value in zip(self.taus_mm, values.pop(key) or ()):
                 values[f"{key}@{tau:g}mm"] = value
         values["taus_mm"] = list(self.taus_mm)
         values["rotation"] = [list(row) for row in self.rotation]
@@ -156,6 +166,7 @@ def evaluate_reconstruction(
     icp_points: int | None = 50_000,
     mm_per_unit: float = 100.0,
     taus_mm: tuple[float, ...] = (1.0, 2.5, 5.0),
+    footprint: bool = True,
 ) -> ReconstructionMetrics:
     """Compare a reconstructed mesh with a ground-truth mesh (the authors' protocol).
 
@@ -171,6 +182,8 @@ def evaluate_reconstruction(
             reconstruction samples against all ground-truth samples, which is several
             times faster and about as accurate; None uses them all.
         taus_mm: F-score thresholds in mm.
+        footprint: also compute the footprint-restricted Chamfer and F-scores (the ground
+            truth seen along +z, its viewing direction in model space).
 
     Returns:
         ReconstructionMetrics.
@@ -198,6 +211,15 @@ def evaluate_reconstruction(
     accuracy, completeness = float(rec_to_gt.mean()), float(gt_to_rec.mean())
     consistency = 0.5 * (_mean_abs_cosine(rec_normals, gt_normals[rec_match])
                          + _mean_abs_cosine(gt_normals, rec_normals[gt_match]))
+    restricted: dict[str, Any] = {}
+    if footprint:
+        inside = inside_footprint(rec_points, gt_vertices, gt_faces)
+        restricted = {"footprint_fraction": float(inside.mean())}
+        if inside.any():  # otherwise the restricted values stay None
+            kept = rec_to_gt[inside]
+            restricted.update(footprint_accuracy_mm=float(kept.mean()),
+                              footprint_chamfer_mm=0.5 * (float(kept.mean()) + completeness),
+                              footprint_fscore=tuple(fscore(gt_to_rec, kept, tau) for tau in taus_mm))
     return ReconstructionMetrics(
         chamfer_mm=0.5 * (accuracy + completeness),
         accuracy_mm=accuracy,
@@ -214,4 +236,5 @@ def evaluate_reconstruction(
         icp_converged=converged,
         rotation=tuple(tuple(float(v) for v in row) for row in rotation),
         translation_mm=tuple(float(v) * mm_per_unit for v in translation),
+        **restricted,
     )

@@ -13,7 +13,7 @@ import trimesh
 from imface.ops.crop import remove_unused_vertices
 
 
-def _ray_intersector(mesh: trimesh.Trimesh):
+def ray_intersector(mesh: trimesh.Trimesh):
     """Embree (via trimesh + embreex) when available, else trimesh's pure-numpy intersector."""
     try:
         from trimesh.ray.ray_pyembree import RayMeshIntersector
@@ -58,7 +58,7 @@ def visible_vertices(
     if len(vertices) == 0 or len(faces) == 0:
         return np.ones(len(vertices), dtype=bool)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False, validate=False)
-    intersector = _ray_intersector(mesh)
+    intersector = ray_intersector(mesh)
     origins = vertices + eps * direction
     directions = np.broadcast_to(direction, vertices.shape).copy()
     return ~intersector.intersects_any(origins, directions)

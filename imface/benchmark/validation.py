@@ -1,0 +1,102 @@
+"""Settings chosen on validation identities, never on test scans.
+
+The validation split is a few *training* identities (``validation_identities``). For each
+baseline, the benchmark builds the same model without them, fits ``validation_scans`` of
+their scans with every value of ``regularisation_grid`` and keeps the value with the lowest
+mean Chamfer (cropped like the ground truth, ICP, ``VALIDATION_EVAL_POINTS`` samples). The
+final baselines are then built from all training identities and fitted to the test scans
+with the chosen values. ImFace's fit settings (steps, points, free-space samples, lr) were
+chosen the same way, once, with ``bench/recipe_curves.py`` on a separate tuning dataset
+(``imface data bfm --seed 1``: other people), see README "Training recipe".
+
+Folder: ``<bench>/validation/`` with ``baselines/``, ``fits/<model>/reg-<value>/<scan>/`` and
+``chosen.json`` (identities, scans, per-model scores per value, the chosen value).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from imface.benchmark.config import BenchmarkConfig
+from imface.errors import ImfaceError
+from imface.io.atomic import write_json
+from imface.io.manifest import Manifest, read_manifest
+
+CHOSEN_NAME = "chosen.json"
+VALIDATION_EVAL_POINTS = 50_000
+
+
+def validation_identities(manifest: Manifest, count: int) -> list[str]:
+    """``count`` training identities spread over the sorted training identities (deterministic);
+    at least two training identities are always left to build the models from."""
+    test = set(manifest.test_identities)
+    training = sorted({manifest.scan(n).identity for n in manifest.train} - test)
+    if len(training) < 3:
+        raise ImfaceError(manifest.root, f"{len(training)} training identities: a validation split needs at least 3")
+    count = min(count, len(training) - 2)
+    return [training[(2 * i + 1) * len(training) // (2 * count)] for i in range(count)]
+
+
+def validation_scans(manifest: Manifest, identities: list[str], count: int) -> list[str]:
+    """``count`` training scans of the validation identities, identities taking turns, evenly
+    spaced over each identity's scans (so the expressions differ)."""
+    by_identity = {i: sorted(n for n in manifest.train if manifest.scan(n).identity == i) for i in identities}
+    picks: list[str] = []
+    turn = 0
+    while len(picks) < count and any(by_identity.values()):
+        for index, identity in enumerate(identities):
+            names = by_identity[identity]
+            if names and len(picks) < count:
+                picks.append(names.pop((turn * 7 + index * 3) % len(names)))
+        turn += 1
+    return picks
+
+
+def _score(fit_dir: Path, scan_dir: Path) -> float:
+    from imface.io.mesh import read_mesh
+    from imface.ops.metrics import evaluate_reconstruction
+
+    fitted, truth = read_mesh(fit_dir / "fitted.ply"), read_mesh(scan_dir / "mesh.ply")
+    return evaluate_reconstruction(fitted.vertices, fitted.faces, truth.vertices, truth.faces,
+                                   num_points=VALIDATION_EVAL_POINTS, footprint=False).chamfer_mm
+
+
+def choose_regularisation(config: BenchmarkConfig, data_dir: Path, bench_dir: Path) -> bool:
+    """Write ``validation/chosen.json`` (see the module docstring); True when work was done."""
+    from imface.baselines import build_baselines, fit_baseline
+    from imface.baselines.fitting import FitSettings
+
+    out = bench_dir / "validation"
+    if (out / CHOSEN_NAME).is_file():
+        return False
+    manifest = read_manifest(data_dir)
+    identities = validation_identities(manifest, config.validation_identities)
+    scans = validation_scans(manifest, identities, config.validation_scans)
+    if not (out / "baselines" / "baselines.json").is_file():
+        build_baselines(data_dir, out / "baselines", pca_sizes=tuple(config.pca_sizes),
+                        bilinear=tuple(config.bilinear_ranks), flame=tuple(config.flame_ranks),
+                        paper_resolution=config.paper_resolution, exclude_identities=tuple(identities))
+    models = json.loads((out / "baselines" / "baselines.json").read_text())["models"]
+    scores: dict[str, dict[str, float]] = {}
+    for name, entry in models.items():
+        scores[name] = {}
+        for value in config.regularisation_grid:
+            chamfers = []
+            for scan in scans:
+                fit_dir = out / "fits" / name / f"reg-{value:g}" / scan
+                if not (fit_dir / "fit.json").is_file():
+                    fit_baseline(out / "baselines" / entry["path"], manifest.folder(scan), fit_dir,
+                                 settings=FitSettings(regularisation=value), points=config.baseline_fit_points, seed=0)
+                chamfers.append(_score(fit_dir, manifest.folder(scan)))
+            scores[name][f"{value:g}"] = statistics.fmean(chamfers)
+    chosen = {name: float(min(row, key=row.get)) for name, row in scores.items()}
+    write_json(out / CHOSEN_NAME, {"identities": identities, "scans": scans, "grid": list(config.regularisation_grid),
+                                   "eval_points": VALIDATION_EVAL_POINTS, "chamfer_mm": scores, "chosen": chosen})
+    return True
+
+
+def read_chosen(bench_dir: Path) -> dict[str, Any] | None:
+    path = bench_dir / "validation" / CHOSEN_NAME
+    return json.loads(path.read_text()) if path.is_file() else None
