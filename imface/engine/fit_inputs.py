@@ -30,7 +30,7 @@ import numpy as np
 from imface.errors import ImfaceError
 
 POINT_SUFFIXES = (".npy", ".xyz", ".txt")
-MESH_SUFFIXES = (".obj", ".ply", ".off")
+MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl")
 UNIT_TO_MM = {"model": 100.0, "mm": 1.0, "cm": 10.0, "m": 1000.0}
 FACE_SIZE_MM = (50.0, 500.0)  # plausible bounding-box diagonal of a face scan or part of one
 MAX_POINTS_PER_SCAN = 200_000  # larger inputs are subsampled (fixed seed) to bound memory
@@ -77,10 +77,9 @@ def _subsample(rng: np.random.Generator, count: int, limit: int) -> np.ndarray |
 
 
 def _load_array(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise ImfaceError(path, f"unreadable array ({err})") from None
+    from imface.io.arrays import read_npy
+
+    return read_npy(path, mmap=True)
 
 
 def _check_points(points: np.ndarray, path: Path) -> np.ndarray:
@@ -190,10 +189,9 @@ def _read_point_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     if path.suffix.lower() == ".npy":
         table = np.asarray(_load_array(path))
     else:
-        try:
-            table = np.loadtxt(path, ndmin=2, comments="#")
-        except ValueError as err:
-            raise ImfaceError(path, f"unreadable point table ({err})") from None
+        from imface.io.arrays import read_text_table
+
+        table = read_text_table(path, "point table")
     if table.size == 0:
         raise ImfaceError(path, "empty point set (no points)")
     if table.ndim != 2 or table.shape[1] not in (3, 6):
@@ -208,19 +206,26 @@ def _read_ply(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | N
 
     try:
         loaded = trimesh.load(path, process=False)
-    except Exception as err:  # trimesh raises many types for a corrupt file
-        raise ImfaceError(path, f"cannot read ({type(err).__name__}: {err})") from None
-    faces = getattr(loaded, "faces", None)
-    if faces is not None and len(faces):
+        faces = getattr(loaded, "faces", None)
+        has_faces = faces is not None and len(faces) > 0
+        if not has_faces:
+            vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
+            data = loaded.metadata.get("_ply_raw", {}).get("vertex", {}).get("data")
+            normals = None
+            # binary PLY: a structured array; ASCII PLY: a dict of columns
+            names = set(data) if isinstance(data, dict) else set(getattr(getattr(data, "dtype", None), "names", None) or ())
+            if {"nx", "ny", "nz"} <= names:
+                normals = np.stack([np.asarray(data[k], dtype=np.float64).reshape(-1) for k in ("nx", "ny", "nz")], axis=1)
+    except Exception as err:  # noqa: BLE001 - trimesh raises many types for a corrupt file
+        raise ImfaceError(path, f"cannot read ({type(err).__name__}: {' '.join(str(err).split())})") from None
+    if has_faces:
         from imface.io.mesh import read_mesh
 
         mesh = read_mesh(path)
         return mesh.vertices, None, mesh.faces
-    points = _check_points(np.asarray(getattr(loaded, "vertices", np.zeros((0, 3)))), path)
-    data = loaded.metadata.get("_ply_raw", {}).get("vertex", {}).get("data")
-    normals = None
-    if data is not None and data.dtype.names and {"nx", "ny", "nz"} <= set(data.dtype.names):
-        normals = np.stack([np.asarray(data[k], dtype=np.float64).reshape(-1) for k in ("nx", "ny", "nz")], axis=1)
+    points = _check_points(vertices, path)
+    if normals is not None and normals.shape != points.shape:
+        raise ImfaceError(path, f"{len(normals)} normals for {len(points)} points")
     return points, normals, None
 
 
@@ -241,23 +246,32 @@ def detect_unit(points: np.ndarray, unit: str, path: Path) -> str:
     raise ImfaceError(path, f"spans {diagonal:.4g} units: not a face in model units, mm, cm or m; pass --unit")
 
 
+def read_input_geometry(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Points (N, 3), normals (N, 3) or None, and faces (F, 3) or None (a point set) of a mesh
+    (.obj/.ply/.off/.stl) or point file (.npy/.xyz/.txt, 3 or 6 columns). Any unreadable or
+    malformed file raises :class:`ImfaceError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImfaceError(path, "input file not found")
+    suffix = path.suffix.lower()
+    if suffix in POINT_SUFFIXES:
+        points, normals = _read_point_file(path)
+        return points, normals, None
+    if suffix == ".ply":
+        return _read_ply(path)
+    if suffix in MESH_SUFFIXES:
+        from imface.io.mesh import read_mesh
+
+        mesh = read_mesh(path)
+        return mesh.vertices, None, mesh.faces
+    raise ImfaceError(path, f"unsupported input {suffix!r} (processed folder, mesh .obj/.ply/.off/.stl, points .npy/.xyz/.txt)")
+
+
 def file_target(path: Path, name: str, unit: str, pose: str, neutral: str) -> FitTarget:
     """A target from a raw mesh without landmarks or a point set (surface constraints only)."""
     from imface.ops.sdf_sampling import sample_surface
 
-    suffix = path.suffix.lower()
-    faces = None
-    if suffix in POINT_SUFFIXES:
-        points, normals = _read_point_file(path)
-    elif suffix == ".ply":
-        points, normals, faces = _read_ply(path)
-    elif suffix in MESH_SUFFIXES:
-        from imface.io.mesh import read_mesh
-
-        mesh = read_mesh(path)
-        points, normals, faces = mesh.vertices, None, mesh.faces
-    else:
-        raise ImfaceError(path, f"unsupported input {suffix!r} (processed folder, mesh .obj/.ply/.off, points .npy/.xyz)")
+    points, normals, faces = read_input_geometry(path)
     unit = detect_unit(points, unit, path)
     scale = UNIT_TO_MM[unit] / UNIT_TO_MM["model"]
     rng = np.random.default_rng(0)

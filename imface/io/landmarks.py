@@ -20,6 +20,7 @@ import numpy as np
 
 from imface.data.canonical import FIVE_LANDMARK_IDS
 from imface.errors import ImfaceError
+from imface.io.arrays import read_npy, read_text_table
 
 LANDMARK_COUNTS = (68, 5)
 
@@ -46,25 +47,16 @@ class Landmarks:
 
 
 def _read_numeric_table(path: Path) -> np.ndarray:
-    try:
-        if path.suffix.lower() == ".npy":
-            return np.load(path, allow_pickle=False)
-        text = path.read_text(encoding="utf-8", errors="strict")
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        raise ImfaceError(path, f"cannot read landmark file ({type(err).__name__}: {err})") from None
-    rows = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            rows.append(line.replace(",", " ").split())
-    try:
-        return np.array(rows, dtype=np.float64) if rows else np.zeros((0, 3))
-    except ValueError:
-        raise ImfaceError(path, "landmark file is not a table of numbers with the same count on every line") from None
+    if path.suffix.lower() == ".npy":
+        return np.asarray(read_npy(path, "landmark file"), dtype=np.float64)
+    return read_text_table(path, "landmark file")
 
 
 def _read_pts(path: Path) -> np.ndarray:
-    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise ImfaceError(path, f"cannot read landmark file ({err})") from None
     match = re.search(r"n_points\s*:\s*(\d+)", text)
     body = re.search(r"\{(.*?)\}", text, flags=re.S)
     if match is None or body is None:
@@ -82,8 +74,8 @@ def _read_pts(path: Path) -> np.ndarray:
 def _read_pp(path: Path) -> np.ndarray:
     try:
         root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as err:
-        raise ImfaceError(path, f"not a MeshLab .pp XML file ({err})") from None
+    except Exception as err:  # noqa: BLE001 - expat raises ParseError, ValueError, LookupError, ...
+        raise ImfaceError(path, f"not a MeshLab .pp XML file ({type(err).__name__}: {' '.join(str(err).split())})") from None
     points = [p for p in root.iter("point") if p.get("active", "1") != "0"]
     try:
         coords = np.array([[float(p.get(axis)) for axis in "xyz"] for p in points], dtype=np.float64)

@@ -15,7 +15,7 @@ import numpy as np
 from imface.errors import ImfaceError
 from imface.io.atomic import atomic_path
 
-MESH_SUFFIXES = (".obj", ".ply", ".off")
+MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl")
 
 
 @dataclass(frozen=True)
@@ -43,18 +43,22 @@ def read_mesh(path: str | os.PathLike) -> MeshArrays:
         raise ImfaceError(mesh_path, "mesh file not found")
     suffix = mesh_path.suffix.lower()
     if suffix not in MESH_SUFFIXES:
-        raise ImfaceError(mesh_path, f"unsupported mesh format {suffix!r} (expected .obj, .ply or .off)")
+        raise ImfaceError(mesh_path, f"unsupported mesh format {suffix!r} (expected .obj, .ply, .off or .stl)")
     # OBJ: maintain_order keeps vertex ids as in the file instead of splitting seams by UV.
     options = {"maintain_order": True, "skip_materials": True} if suffix == ".obj" else {}
     try:
         loaded = trimesh.load(mesh_path, file_type=suffix[1:], process=False, force="mesh", **options)
-    except Exception as err:  # trimesh raises many types for a corrupt file
-        raise ImfaceError(mesh_path, f"cannot read mesh ({type(err).__name__}: {err})") from None
-    vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64).reshape(-1, 3)
-    faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), dtype=np.int64)
+        if suffix == ".stl":  # a triangle soup: shared corners become one vertex (there is no order to keep)
+            loaded.merge_vertices()
+        # A mutated file can parse into arrays of any shape; anything not N x 3 is refused below.
+        vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
+        faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), dtype=np.int64)
+    except Exception as err:  # noqa: BLE001 - trimesh raises many types for a corrupt file
+        raise ImfaceError(mesh_path, f"cannot read mesh ({type(err).__name__}: {' '.join(str(err).split())})") from None
     if faces.size == 0 or vertices.size == 0:
         raise ImfaceError(mesh_path, "empty mesh (no triangles)")
-    faces = faces.reshape(-1, 3)
+    if vertices.ndim != 2 or vertices.shape[1] != 3 or faces.ndim != 2 or faces.shape[1] != 3:
+        raise ImfaceError(mesh_path, f"not a triangle mesh (vertices {vertices.shape}, faces {faces.shape})")
     bad = ~np.isfinite(vertices).all(axis=1)
     if bad.any():
         raise ImfaceError(mesh_path, f"{int(bad.sum())} of {len(vertices)} vertices have NaN/inf coordinates")
