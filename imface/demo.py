@@ -234,35 +234,21 @@ def _fit_stage(config: DemoConfig, data_dir: Path, exp_dir: Path, fits_dir: Path
 
 
 def write_fit_grid(data_dir: Path, fits_dir: Path, scans: list[str], png: Path) -> Path:
-    """A PNG grid, one row per fitted scan: target | fit | fit coloured by its distance to the target.
-
-    The fit is shown cropped like its target (as ``imface eval`` scores it), so that the parts
-    an implicit model adds beyond the scan (ears, neck) do not read as errors."""
-    from imface.eval.crop import crop_like_ground_truth
-    from imface.generate import error_colors, surface_distance_mm
+    """A PNG grid, one row per fitted scan: target | fit | fit coloured by its distance to the target
+    (the rows of ``imface fit --preview``, front view only)."""
+    from imface.engine.fit_preview import preview_row, write_sheet
     from imface.io.manifest import read_manifest
     from imface.io.mesh import read_mesh
-    from imface.ops.contact_sheet import contact_sheet, save_png
-    from imface.ops.render import render_mesh
 
     manifest = read_manifest(data_dir)
     rows, labels = [], []
     for name in scans:
         target = read_mesh(manifest.folder(name) / "mesh.ply")
         fitted = read_mesh(fits_dir / name / "mesh.ply")
-        vertices, faces = crop_like_ground_truth(fitted.vertices, fitted.faces)
-        errors = surface_distance_mm(vertices, target.vertices, target.faces)
-        frame = target.vertices
-        rows.append([
-            render_mesh(target.vertices, target.faces, size=(256, 256), fit_to=frame),
-            render_mesh(vertices, faces, size=(256, 256), fit_to=frame),
-            render_mesh(vertices, faces, vertex_colors=error_colors(errors, 5.0), light="unlit",
-                        size=(256, 256), fit_to=frame),
-        ])
-        labels.append(f"{name}\nmedian {np.median(errors):.2f} mm")
-    save_png(png, contact_sheet(rows, row_labels=labels, col_labels=["target", "fit (cropped like the target)", "error 0-5 mm"],
-                                title="Held-out scans fitted by the demo model"))
-    return png
+        cells, median = preview_row(target.vertices, target.faces, fitted.vertices, fitted.faces, views=("front",))
+        rows.append(cells)
+        labels.append(f"{name}\nmedian {median:.2f} mm")
+    return write_sheet(png, rows, labels, "Held-out scans fitted by the demo model", views=("front",))
 
 
 def _report_text(config, times, notes, stage_means, pre, check, pictures, train_summary, fit_summary,

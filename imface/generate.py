@@ -17,6 +17,8 @@ import trimesh
 
 from imface.data.canonical import MM_PER_UNIT
 from imface.errors import ImfaceError
+from imface.ops.metrics import surface_distance_mm
+from imface.ops.render import error_colors
 from imface.io.atomic import atomic_path, write_json
 from imface.io.atomic import save_npy as save_npy_atomic
 from imface.ops.marching_cubes import EmptySurfaceError, extract_mesh
@@ -127,23 +129,6 @@ def blend_colors(weights: np.ndarray) -> np.ndarray:
     palette = np.asarray(matplotlib.colormaps["tab10"].colors, dtype=np.float64)
     palette = palette[np.arange(weights.shape[1]) % len(palette)]
     return np.clip(weights @ palette, 0.0, 1.0)
-
-
-def surface_distance_mm(vertices: np.ndarray, target_vertices: np.ndarray, target_faces: np.ndarray) -> np.ndarray:
-    """Unsigned distance (N,) in mm from points (N, 3) to a triangle mesh, all in model units."""
-    import igl
-
-    squared, _, _ = igl.point_mesh_squared_distance(
-        np.asarray(vertices, dtype=np.float64), np.asarray(target_vertices, dtype=np.float64),
-        np.asarray(target_faces, dtype=np.int64))
-    return np.sqrt(np.maximum(squared, 0.0)) * MM_PER_UNIT
-
-
-def error_colors(errors_mm: np.ndarray, vmax_mm: float = 5.0) -> np.ndarray:
-    """Per-vertex errors (N,) mm -> (N, 3) RGB (turbo, 0 .. vmax_mm)."""
-    from imface.ops.render import colormap
-
-    return colormap(errors_mm, 0.0, vmax_mm, "turbo")
 
 
 def mesh_colors(

@@ -33,7 +33,8 @@ def write_fig4(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: 
     (0 - ERROR_RANGE_MM mm, before the evaluation's ICP). Missing reconstructions stay blank."""
     from imface.errors import ImfaceError
     from imface.eval.crop import crop_like_ground_truth
-    from imface.generate import error_colors, surface_distance_mm
+    from imface.ops.metrics import surface_distance_mm
+    from imface.ops.render import error_colors
     from imface.io.manifest import read_manifest
     from imface.io.mesh import read_mesh
     from imface.ops.contact_sheet import contact_sheet, save_png

@@ -32,6 +32,8 @@ def fit(
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Scans optimised together."),
     seed: int = typer.Option(0, "--seed", help="Seed of the per-scan sample orders."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    preview: bool = typer.Option(False, "--preview", help="Write per scan preview.png (target | fit | error, front "
+                                 "and side) and a contact sheet OUT/preview.png."),
 ) -> None:
     """Fit new scans to codes. Re-running skips scans already fitted with the same settings."""
     from imface.engine.fitter import fit as run_fit
@@ -42,9 +44,10 @@ def fit(
     names = [n.strip() for n in scans.split(",") if n.strip()] if scans else None
     results = run_fit(model, list(inputs), out, same_identity=same_identity, steps=steps, points=points, space_points=space_points, lr=lr,
                       landmarks=landmarks, resolution=resolution, split=split, scans=names, neutral=neutral,
-                      unit=unit, pose=pose, device=device, batch_size=batch_size, seed=seed, progress=True)
+                      unit=unit, pose=pose, device=device, batch_size=batch_size, seed=seed, preview=preview,
+                      progress=True)
     for result in results:
         chamfer = "" if not result.metrics else f"  chamfer {result.metrics['chamfer_mm']:.3f} mm"
         state = "skipped (already fitted)" if result.skipped else f"{result.seconds:.1f} s"
         typer.echo(f"{result.name}: {state}  loss {result.losses.get('total', float('nan')):.4g}{chamfer}")
-    typer.echo(f"{len(results)} scan(s) in {out}")
+    typer.echo(f"{len(results)} scan(s) in {out}" + (f"; pictures: {out / 'preview.png'}" if preview else ""))

@@ -262,11 +262,29 @@ def index_entry(target: FitTarget) -> dict:
             "expression": target.expression, "processed": None if target.processed is None else str(target.processed)}
 
 
+def target_in_model_space(target: FitTarget, rotation: np.ndarray, translation: np.ndarray,
+                          ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The target as fitted, in model space: its reference mesh cropped to the unit sphere (as
+    the preprocessing crops), or its surface points inside the sphere (faces None)."""
+    from imface.ops.crop import crop_to_sphere
+
+    if target.reference is not None:
+        vertices, faces = target.reference
+        vertices, faces = crop_to_sphere(np.asarray(vertices, dtype=np.float64) @ rotation.T + translation,
+                                         np.asarray(faces), np.zeros(3), 1.0)
+        if len(faces):
+            return vertices, faces
+    points = np.asarray(target.surface_points, dtype=np.float64) @ rotation.T + translation
+    inside = np.linalg.norm(points, axis=1) <= 1.0
+    return (points[inside] if inside.any() else points), None
+
+
 def write_scan_outputs(model, target: FitTarget, state: FitState, row: int, history: np.ndarray,
                        settings: FitSettings, run: dict, seconds: float, out_dir: Path, device,
-                       metrics_points: int) -> ScanFit:
+                       metrics_points: int, preview: bool = False) -> ScanFit:
     """Write one fitted scan's folder (row ``row`` of ``state``; history (steps, len(TERMS)));
-    fit.json last, so its presence (with the same settings) means the scan is done."""
+    fit.json last, so its presence (with the same settings) means the scan is done. ``preview``:
+    also ``preview.png`` (:mod:`imface.engine.fit_preview`)."""
     from imface.engine.fitter import TERMS, fitted_mesh
     from imface.io.mesh import write_ply
 
@@ -285,6 +303,12 @@ def write_scan_outputs(model, target: FitTarget, state: FitState, row: int, hist
     if raw is not None:
         write_ply(folder / MESH_RAW_NAME, raw, mesh.faces)
     metrics = scan_metrics(target, mesh, rotation.astype(np.float64), translation.astype(np.float64), metrics_points)
+    if preview and len(mesh.faces):
+        from imface.engine.fit_preview import write_preview
+
+        target_vertices, target_faces = target_in_model_space(target, rotation.astype(np.float64),
+                                                              translation.astype(np.float64))
+        write_preview(folder, target.name, target_vertices, target_faces, np.asarray(mesh.vertices), np.asarray(mesh.faces))
     losses = {k: float(v) for k, v in zip(TERMS, history[-1])}
     write_json(folder / FIT_NAME, {
         "name": target.name, "source": str(target.source), "kind": target.kind, "steps": settings.steps,

@@ -294,7 +294,7 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         lr: float = 0.1, landmarks: bool = True, resolution: int = 128, split: str = "test",
         scans: list[str] | None = None, neutral: str = "auto", unit: str = "auto", pose: str = "auto",
         device: str = "cpu", batch_size: int = 16, seed: int = 0, metrics_points: int = 50_000,
-        progress: bool = False) -> list[ScanFit]:
+        preview: bool = False, progress: bool = False) -> list[ScanFit]:
     """Fit codes (and poses) to new scans and write the fits folder ``out_dir`` (see
     :mod:`imface.engine.fit_io`). Re-running skips scans already fitted with the same settings.
 
@@ -305,7 +305,8 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     neutral: auto | yes | no for scans whose neutrality is unknown; unit: auto | model | mm |
     cm | m for landmark-free input; pose: auto | fit | none; batch_size: scans per batch;
     metrics_points: samples for the quick metrics in each fit.json (0: none, e.g. when
-    :func:`imface.eval.evaluate.evaluate_folder` scores the fits afterwards).
+    :func:`imface.eval.evaluate.evaluate_folder` scores the fits afterwards); preview: write each
+    scan's ``preview.png`` (target | fit | error, front and side) and the sheet ``out_dir/preview.png``.
     """
     import time
 
@@ -331,7 +332,8 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     identities = sorted({t.identity for t in targets})
     group_of = {t.name: (identities.index(t.identity) if same_identity else i) for i, t in enumerate(targets)}
     done = {t.name for t in targets if (fit_io.read_fit(out_dir / t.name) or {}).get("settings") == run
-            and (out_dir / t.name / fit_io.CODES_NAME).is_file()}
+            and (out_dir / t.name / fit_io.CODES_NAME).is_file()
+            and (not preview or (out_dir / t.name / "preview.png").is_file())}
     # Scans sharing a z_id are fitted together, so a group with any scan left is refitted whole.
     pending_groups = {group_of[t.name] for t in targets if t.name not in done}
     pending = [t for t in targets if group_of[t.name] in pending_groups]
@@ -360,7 +362,8 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         entries = []
         for row, target in enumerate(chunk):  # per-scan file output, not the optimisation
             results[target.name] = fit_io.write_scan_outputs(
-                model, target, state, row, history[:, row], settings, run, seconds, out_dir, device, metrics_points)
+                model, target, state, row, history[:, row], settings, run, seconds, out_dir, device, metrics_points,
+                preview)
             entries.append(fit_io.index_entry(target))
             if progress:
                 print(f"fitted {target.name} ({seconds:.1f} s, sdf {history[-1, row, 1]:.4g})")
@@ -370,4 +373,9 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
             results[target.name] = fit_io.read_scan_fit(out_dir, target)
     if not pending:
         fit_io.write_fits_index(out_dir, str(loaded.path), same_identity, [fit_io.index_entry(t) for t in targets])
+    if preview:
+        from imface.engine.fit_preview import PREVIEW_NAME, stack_previews
+
+        folders = [e["folder"] for e in (fit_io.read_fits_index(out_dir, missing_ok=True) or {}).get("scans", [])]
+        stack_previews([out_dir / f / PREVIEW_NAME for f in folders], out_dir / PREVIEW_NAME)  # every scan of the folder
     return [results[t.name] for t in targets]

@@ -46,6 +46,18 @@ def chamfer_distance(points_a: np.ndarray, points_b: np.ndarray) -> tuple[float,
     return 0.5 * (float(a_to_b.mean()) + float(b_to_a.mean())), a_to_b, b_to_a
 
 
+def surface_distance_mm(vertices: np.ndarray, target_vertices: np.ndarray, target_faces: np.ndarray,
+                        mm_per_unit: float = 100.0) -> np.ndarray:
+    """Unsigned distance (N,) in mm from points (N, 3) to a triangle mesh (V, 3) / (F, 3), all in
+    the same unit (model units by default: ``mm_per_unit`` 100)."""
+    import igl
+
+    squared, _, _ = igl.point_mesh_squared_distance(
+        np.asarray(vertices, dtype=np.float64), np.asarray(target_vertices, dtype=np.float64),
+        np.asarray(target_faces, dtype=np.int64))
+    return np.sqrt(np.maximum(squared, 0.0)) * mm_per_unit
+
+
 def precision_recall(dist_gt_to_rec: np.ndarray, dist_rec_to_gt: np.ndarray, tau: float) -> tuple[float, float]:
     """(precision, recall) in percent: shares of reconstruction points within ``tau`` of the
     ground truth, and of ground-truth points within ``tau`` of the reconstruction (strictly less)."""

@@ -256,6 +256,11 @@ def colormap(
     return colors
 
 
+def error_colors(errors_mm: np.ndarray, vmax_mm: float = 5.0) -> np.ndarray:
+    """Per-vertex errors (N,) mm -> (N, 3) RGB in [0, 1] (turbo, 0 .. vmax_mm)."""
+    return colormap(errors_mm, 0.0, vmax_mm, "turbo")
+
+
 def render_mesh(
     vertices: np.ndarray,
     faces: np.ndarray | None,

@@ -122,6 +122,28 @@ def test_partial_point_cloud_without_normals_lowers_the_surface_sdf(tiny, tmp_pa
     assert results[0].metrics is None and not (tmp_path / "fits/scan/mesh_raw.ply").exists()
 
 
+def test_preview_pictures_for_meshes_and_point_sets(tiny, tmp_path):
+    from PIL import Image
+
+    data_dir, exp_dir, loaded = tiny
+    np.save(tmp_path / "cloud.npy", np.load(data_dir / "004/2_smile/surface_points.npy")[:3000])
+    out = tmp_path / "fits"
+    fit(loaded, data_dir, out, scans=["001/1_neutral"], preview=True, **FAST)
+    fit(loaded, tmp_path / "cloud.npy", out, neutral="no", preview=True, **FAST)
+    for name in ("001/1_neutral", "cloud"):
+        image = np.asarray(Image.open(out / name / "preview.png").convert("RGB"))
+        assert image.shape[1] > 6 * 200 and image.shape[0] > 200  # one row of 6 cells (3 per view)
+        assert (image < 200).any(axis=2).mean() > 0.05  # something was drawn, not a blank sheet
+    sheet = np.asarray(Image.open(out / "preview.png").convert("RGB"))
+    assert sheet.shape[0] >= 2 * image.shape[0] - 10  # both scans of the folder, one row each
+    # asking for pictures of scans fitted without them fits those scans again
+    plain = tmp_path / "plain"
+    fit(loaded, data_dir, plain, scans=["001/1_neutral"], **FAST)
+    assert not (plain / "001/1_neutral/preview.png").exists()
+    (again,) = fit(loaded, data_dir, plain, scans=["001/1_neutral"], preview=True, **FAST)
+    assert not again.skipped and (plain / "001/1_neutral/preview.png").is_file()
+
+
 def test_landmark_free_raw_mesh_recovers_the_rigid_pose(tiny, tmp_path):
     data_dir, _, loaded = tiny
     centre, radius = sphere_of(1, "smile")
