@@ -14,6 +14,10 @@ Contract (format_version 1), all files written atomically:
 - ``DIR/<folder>/loss_history.jsonl``: one JSON object of per-term losses per step.
 - ``DIR/<folder>/mesh.ply``: the fitted surface in model units; ``mesh_raw.ply``: the same
   in the raw scan's frame and unit when the input was a raw scan.
+- ``DIR/<folder>/target.ply``: for inputs without a processed scan (meshes, point sets), the
+  input as fitted, in model space (a mesh cropped to the unit sphere, or the points inside it):
+  what ``imface eval --fits DIR`` scores against without ``--data``.
+- ``DIR/<folder>/preview.png`` and ``DIR/preview.png``: pictures (``imface fit --preview``).
 
 Also here: loading the model to fit with (``imface.pretrained`` when present) and writing one
 fitted scan's outputs (mesh extraction, raw-frame mesh, metrics).
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
     from imface.engine.fitter import FitSettings, FitState
 
 FITS_NAME, FIT_NAME, CODES_NAME, HISTORY_NAME = "fits.json", "fit.json", "codes.safetensors", "loss_history.jsonl"
-MESH_NAME, MESH_RAW_NAME = "mesh.ply", "mesh_raw.ply"
+MESH_NAME, MESH_RAW_NAME, TARGET_NAME = "mesh.ply", "mesh_raw.ply", "target.ply"
 FORMAT_VERSION = 1
 
 
@@ -279,6 +283,20 @@ def target_in_model_space(target: FitTarget, rotation: np.ndarray, translation: 
     return (points[inside] if inside.any() else points), None
 
 
+def _write_target(path: Path, vertices: np.ndarray, faces: np.ndarray | None) -> None:
+    """The fitted target as a PLY: a mesh, or a point cloud when ``faces`` is None."""
+    import trimesh
+
+    from imface.io.atomic import atomic_path
+    from imface.io.mesh import write_ply
+
+    if faces is not None:
+        write_ply(path, vertices, faces)
+        return
+    with atomic_path(path) as tmp:
+        trimesh.PointCloud(np.asarray(vertices, dtype=np.float32)).export(tmp, file_type="ply", encoding="binary")
+
+
 def write_scan_outputs(model, target: FitTarget, state: FitState, row: int, history: np.ndarray,
                        settings: FitSettings, run: dict, seconds: float, out_dir: Path, device,
                        metrics_points: int, preview: bool = False) -> ScanFit:
@@ -303,11 +321,13 @@ def write_scan_outputs(model, target: FitTarget, state: FitState, row: int, hist
     if raw is not None:
         write_ply(folder / MESH_RAW_NAME, raw, mesh.faces)
     metrics = scan_metrics(target, mesh, rotation.astype(np.float64), translation.astype(np.float64), metrics_points)
+    target_vertices, target_faces = target_in_model_space(target, rotation.astype(np.float64),
+                                                          translation.astype(np.float64))
+    if target.processed is None:
+        _write_target(folder / TARGET_NAME, target_vertices, target_faces)
     if preview and len(mesh.faces):
         from imface.engine.fit_preview import write_preview
 
-        target_vertices, target_faces = target_in_model_space(target, rotation.astype(np.float64),
-                                                              translation.astype(np.float64))
         write_preview(folder, target.name, target_vertices, target_faces, np.asarray(mesh.vertices), np.asarray(mesh.faces))
     losses = {k: float(v) for k, v in zip(TERMS, history[-1])}
     write_json(folder / FIT_NAME, {

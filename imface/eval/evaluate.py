@@ -13,7 +13,9 @@ written atomically::
                           and for seen vs unseen (held-out) expressions
 
 Scans come from ``<recon_dir>/fits.json`` (``imface fit`` output) or, without it, from
-the sub-folders holding ``recon_name`` (ground truths then under ``<data_dir>/<scan>``).
+the sub-folders holding ``recon_name`` (ground truths then under ``<data_dir>/<scan>``). A fit
+of a raw mesh or point set, with no processed scan and no ``data_dir``, is scored against its
+own input as fitted (``<scan>/target.ply``, cropped to the model's sphere).
 A scan whose reconstruction or ground truth is missing or unusable is listed as failed
 with a one-line reason; the others are still scored.
 """
@@ -25,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from imface.engine.fit_io import read_fits_index
+from imface.engine.fit_io import TARGET_NAME, read_fits_index
 from imface.errors import ImfaceError
 from imface.eval.crop import crop_like_ground_truth
 from imface.io.atomic import write_json
@@ -168,6 +170,8 @@ def _jobs_from_index(recon_dir: Path, index: dict[str, Any], data_dir: Path | No
             ground_truth = processed / GROUND_TRUTH_NAME
         elif data_dir is not None:
             ground_truth = data_dir / name / GROUND_TRUTH_NAME
+        elif (recon_dir / str(entry["folder"]) / TARGET_NAME).is_file():
+            ground_truth = recon_dir / str(entry["folder"]) / TARGET_NAME  # the fit's own input, as fitted
         else:
             ground_truth = None
         manifest = data_manifest or (_manifest_near(processed, cache) if processed is not None else None)
@@ -206,7 +210,13 @@ def _score(job: ScanJob, settings: dict[str, Any]) -> ScanResult:
         return result
     try:
         reconstruction = read_mesh(job.reconstruction)
-        ground_truth = read_mesh(job.ground_truth)
+        if job.ground_truth.name == TARGET_NAME:  # a fit's own input: a mesh or a point set
+            from imface.engine.fit_inputs import read_input_geometry
+
+            gt_vertices, _, gt_faces = read_input_geometry(job.ground_truth)
+        else:
+            truth = read_mesh(job.ground_truth)
+            gt_vertices, gt_faces = truth.vertices, truth.faces
     except ImfaceError as err:
         result.error = str(err)
         return result
@@ -215,7 +225,7 @@ def _score(job: ScanJob, settings: dict[str, Any]) -> ScanResult:
         if settings["crop"]:
             rec_vertices, rec_faces = crop_like_ground_truth(rec_vertices, rec_faces)
         metrics = evaluate_reconstruction(
-            rec_vertices, rec_faces, ground_truth.vertices, ground_truth.faces,
+            rec_vertices, rec_faces, gt_vertices, gt_faces,
             num_points=settings["num_points"], seed=settings["seed"], align=settings["align"],
             icp_iterations=settings["icp_iterations"], mm_per_unit=settings["mm_per_unit"],
         )

@@ -112,7 +112,7 @@ class ReconstructionMetrics:
     chamfer_mm: float
     accuracy_mm: float
     completeness_mm: float
-    normal_consistency: float
+    normal_consistency: float | None
     taus_mm: tuple[float, ...]
     precision: tuple[float, ...]
     recall: tuple[float, ...]
@@ -184,8 +184,10 @@ def evaluate_reconstruction(
 
     Args:
         rec_vertices (V, 3), rec_faces (F, 3): the reconstruction; gt_vertices (V', 3),
-            gt_faces (F', 3): the ground truth; both in the same unit, ``mm_per_unit``
-            mm each (model units by default; pass 1.0 for meshes in mm).
+            gt_faces (F', 3): the ground truth, or gt_faces None for a point set whose points
+            are used as its samples (normal consistency and footprint values are then None);
+            both in the same unit, ``mm_per_unit`` mm each (model units by default; pass 1.0
+            for meshes in mm).
         num_points: surface samples per mesh. Both meshes are sampled with generators
             seeded by ``seed``, so identical meshes give identical samples.
         align: "icp" moves the reconstruction samples onto the ground truth samples
@@ -205,7 +207,13 @@ def evaluate_reconstruction(
     if num_points < 1 or mm_per_unit <= 0:
         raise ValueError("num_points must be >= 1 and mm_per_unit > 0")
     rec_points, rec_normals = sample_surface(rec_vertices, rec_faces, num_points, np.random.default_rng(seed))
-    gt_points, gt_normals = sample_surface(gt_vertices, gt_faces, num_points, np.random.default_rng(seed))
+    if gt_faces is None:  # a point set (e.g. a depth camera's cloud): its points are the samples
+        gt_points, gt_normals = _points("gt_vertices", gt_vertices), None
+        if len(gt_points) > num_points:
+            gt_points = gt_points[np.random.default_rng(seed).choice(len(gt_points), num_points, replace=False)]
+        footprint = False
+    else:
+        gt_points, gt_normals = sample_surface(gt_vertices, gt_faces, num_points, np.random.default_rng(seed))
     gt_tree = cKDTree(gt_points)
     rotation, translation, iterations, converged = np.eye(3), np.zeros(3), 0, False
     if align == "icp":
@@ -221,8 +229,8 @@ def evaluate_reconstruction(
     rec_to_gt, gt_to_rec = rec_to_gt * mm_per_unit, gt_to_rec * mm_per_unit
     scores = [precision_recall(gt_to_rec, rec_to_gt, tau) for tau in taus_mm]
     accuracy, completeness = float(rec_to_gt.mean()), float(gt_to_rec.mean())
-    consistency = 0.5 * (_mean_abs_cosine(rec_normals, gt_normals[rec_match])
-                         + _mean_abs_cosine(gt_normals, rec_normals[gt_match]))
+    consistency = None if gt_normals is None else 0.5 * (_mean_abs_cosine(rec_normals, gt_normals[rec_match])
+                                                         + _mean_abs_cosine(gt_normals, rec_normals[gt_match]))
     restricted: dict[str, Any] = {}
     if footprint:
         inside = inside_footprint(rec_points, gt_vertices, gt_faces)

@@ -136,6 +136,18 @@ def test_preview_pictures_for_meshes_and_point_sets(tiny, tmp_path):
         assert (image < 200).any(axis=2).mean() > 0.05  # something was drawn, not a blank sheet
     sheet = np.asarray(Image.open(out / "preview.png").convert("RGB"))
     assert sheet.shape[0] >= 2 * image.shape[0] - 10  # both scans of the folder, one row each
+    # imface eval without --data: the processed scan against its ground truth, the point set
+    # against itself as fitted (target.ply), with a picture sheet
+    assert (out / "cloud/target.ply").is_file() and not (out / "001/1_neutral/target.ply").exists()
+    from imface.cli.eval_cmd import write_eval_sheet
+    from imface.eval.evaluate import evaluate_folder
+
+    summary = evaluate_folder(out, num_points=5000)
+    assert [r.name for r in summary.scored] == ["001/1_neutral", "cloud"]
+    cloud = summary.scored[1].metrics
+    assert cloud["chamfer_mm"] > 0 and cloud["normal_consistency"] is None and cloud["footprint_chamfer_mm"] is None
+    assert summary.overall["count"] == 2 and summary.overall["normal_consistency"]["mean"] > 0
+    assert write_eval_sheet(summary).stat().st_size > 10_000
     # asking for pictures of scans fitted without them fits those scans again
     plain = tmp_path / "plain"
     fit(loaded, data_dir, plain, scans=["001/1_neutral"], **FAST)
