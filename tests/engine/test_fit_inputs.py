@@ -88,7 +88,9 @@ def test_bad_files(tmp_path):
     np.save(tmp_path / "cols.npy", np.zeros((10, 4)))
     (tmp_path / "bad.xyz").write_text("1 2 3\n4 5 nan\n7 8 9\n")
     (tmp_path / "scan.stl").write_text("solid")
-    cases = {"empty.npy": "empty", "cols.npy": "columns", "bad.xyz": "NaN", "scan.stl": "unsupported"}
+    (tmp_path / "scan.vtk").write_text("# vtk")
+    cases = {"empty.npy": "empty", "cols.npy": "columns", "bad.xyz": "NaN", "scan.stl": "empty mesh",
+             "scan.vtk": "unsupported"}
     for name, problem in cases.items():
         with pytest.raises(ImfaceError, match=problem) as err:
             file_target(tmp_path / name, "x", "auto", "auto", "auto")

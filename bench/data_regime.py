@@ -1,0 +1,97 @@
+"""Which training data helps ImFace more at a fixed budget: tuning datasets compared on the same
+validation scans, over seeds (the cpu preset, 500 steps each, one torch job at a time).
+
+Each ``--data NAME=FOLDER`` is a processed tuning dataset (``imface data bfm --seed 1``: no
+benchmark person) whose test split holds the same validation scans (``--scans``). Prints, per
+dataset and seed, the validation Chamfer (50k points, ICP) and the 90th percentile of the mouth
+region's target-to-fit distance on the expressive scans, then mean +- std per dataset.
+
+    python bench/data_regime.py --out runs/regime --data ids10=runs/tune --data ids50=runs/tune50
+
+The two datasets of README "Evaluation" (10 training identities x 15 expressions against 50 x 8;
+validation: identities 003 and 012 of both):
+
+    imface data bfm --out runs/tune_raw --identities 12 --seed 1 --workers 2
+    imface preprocess --in runs/tune_raw --out runs/tune --workers 2 --surface-samples 100000 \
+        --space-samples 15000 --test-identities 2
+    imface data bfm --out runs/tune50_raw --identities 52 --seed 1 --workers 2 \
+        --expressions neutral,smile,mouth_stretch,anger,grin,brow_raiser,lip_puckerer,cheek_blowing
+    imface preprocess --in runs/tune50_raw --out runs/tune50 --workers 2 --surface-samples 100000 \
+        --space-samples 15000 --test-identities 003,012 --test-expressions ''
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+SCANS = [f"{i}/{e}" for i in ("003", "012") for e in ("1_neutral", "2_smile", "3_mouth_stretch", "16_grin")]
+
+
+def mouth(vertices: np.ndarray) -> np.ndarray:
+    """The lower-central part of a face's central disc (model space)."""
+    centre = vertices.mean(0)
+    radius = np.linalg.norm(vertices[:, :2] - centre[:2], axis=1)
+    vertices = vertices[radius < 0.6 * radius.max()]
+    low = vertices[:, 1] < np.percentile(vertices[:, 1], 40)
+    return vertices[low & (np.abs(vertices[:, 0] - centre[0]) < 0.3)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", action="append", required=True, help="NAME=FOLDER")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--scans", default=",".join(SCANS))
+    args = parser.parse_args()
+
+    from imface.threads import set_threads
+
+    set_threads(2)
+    import trimesh
+    from scipy.spatial import cKDTree
+
+    from imface.data.canonical import MM_PER_UNIT
+    from imface.engine.config import apply_overrides, preset
+    from imface.engine.fitter import fit
+    from imface.engine.trainer import train
+
+    scans = args.scans.split(",")
+    summary: dict[str, list[float]] = {}
+    for spec in args.data:
+        name, _, folder = spec.partition("=")
+        data = Path(folder)
+        for seed in args.seeds:
+            exp = args.out / name / f"seed-{seed}"
+            if not (exp / "checkpoints" / f"step-{args.steps:08d}.safetensors").is_file():
+                config = apply_overrides(preset("cpu"), [f"train.seed={seed}"])
+                config.train.max_minutes, config.train.max_steps = 0.0, args.steps
+                train(config, data, exp, resume=(exp / "config.yaml").is_file(), progress=False)
+            result_file = exp / "val.json"
+            if not result_file.is_file():
+                results = fit(exp, data, exp / "fits", split="test", scans=scans, landmarks=False, seed=0,
+                              steps=150, points=1024, metrics_points=50_000)
+                rows = {}
+                for r in results:
+                    target = np.asarray(trimesh.load(data / r.name / "mesh.ply").vertices)
+                    fitted = np.asarray(trimesh.load(exp / "fits" / r.name / "mesh.ply").vertices)
+                    distance = cKDTree(fitted).query(mouth(target))[0] * MM_PER_UNIT
+                    rows[r.name] = {"chamfer": r.metrics["chamfer_mm"], "mouth_p90": float(np.percentile(distance, 90))}
+                result_file.write_text(json.dumps(rows, indent=1))
+            rows = json.loads(result_file.read_text())
+            chamfer = float(np.mean([r["chamfer"] for r in rows.values()]))
+            mouth_p90 = float(np.mean([r["mouth_p90"] for k, r in rows.items() if "neutral" not in k]))
+            summary.setdefault(name, []).append(chamfer)
+            print(f"{name} seed {seed}: chamfer {chamfer:.3f} mm, mouth p90 {mouth_p90:.3f} mm", flush=True)
+    for name, values in summary.items():
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        print(f"{name}: validation chamfer {statistics.fmean(values):.3f} +- {spread:.3f} mm over {len(values)} seeds")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
