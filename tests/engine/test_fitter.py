@@ -148,6 +148,10 @@ def test_preview_pictures_for_meshes_and_point_sets(tiny, tmp_path):
     assert cloud["chamfer_mm"] > 0 and cloud["normal_consistency"] is None and cloud["footprint_chamfer_mm"] is None
     assert summary.overall["count"] == 2 and summary.overall["normal_consistency"]["mean"] > 0
     assert write_eval_sheet(summary).stat().st_size > 10_000
+    from imface.demo import write_fit_grid  # the demo's figure: the same rows, front view
+
+    grid = np.asarray(Image.open(write_fit_grid(data_dir, out, ["001/1_neutral"], tmp_path / "grid.png")).convert("RGB"))
+    assert grid.shape[1] > 3 * 200 and (grid < 200).any(axis=2).mean() > 0.05
     # asking for pictures of scans fitted without them fits those scans again
     plain = tmp_path / "plain"
     fit(loaded, data_dir, plain, scans=["001/1_neutral"], **FAST)
