@@ -54,7 +54,9 @@ def test_unit_detection_from_the_size(unit, factor):
 
 def test_point_files_with_and_without_normals(tmp_path):
     rng = np.random.default_rng(1)
-    points = rng.normal(size=(50, 3)) * 0.3
+    points = rng.normal(size=(400, 3))
+    points = 0.9 * points / np.linalg.norm(points, axis=1, keepdims=True)
+    points = points[points[:, 2] > 0.2][:50]  # on a surface (a sphere's front), model units
     normals = rng.normal(size=(50, 3))
     np.savetxt(tmp_path / "a.xyz", np.hstack((points * 100, normals * 3)))  # mm, unnormalised normals
     np.save(tmp_path / "b.npy", points)
@@ -97,6 +99,28 @@ def test_bad_files(tmp_path):
         assert str(tmp_path / name) in str(err.value)
     with pytest.raises(ImfaceError, match="input not found"):
         gather_targets(tmp_path / "missing", work_dir=tmp_path)
+
+
+def test_inputs_that_are_not_faces_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    plane = np.c_[rng.uniform(-100, 100, (5000, 2)), np.zeros(5000)]  # mm, face-sized
+    noise = rng.uniform(-100, 100, (5000, 3))
+    np.save(tmp_path / "plane.npy", plane)
+    np.save(tmp_path / "noise.npy", noise)
+    for name, problem in (("plane.npy", "a plane, not a face"), ("noise.npy", "noise, not a face")):
+        before = (tmp_path / name).read_bytes()
+        with pytest.raises(ImfaceError, match=problem) as err:
+            file_target(tmp_path / name, "x", "auto", "auto", "auto")
+        assert "\n" not in str(err.value) and str(tmp_path / name) in str(err.value)
+        assert (tmp_path / name).read_bytes() == before
+    # a face-like cap (a sphere's front) with 1 mm noise, and one seen from one side only, pass
+    cap = rng.normal(size=(5000, 3))
+    cap = 90 * cap / np.linalg.norm(cap, axis=1, keepdims=True)
+    cap = cap[cap[:, 2] > 30] + rng.normal(0, 1.0, (int((cap[:, 2] > 30).sum()), 3))
+    np.save(tmp_path / "cap.npy", cap)
+    assert file_target(tmp_path / "cap.npy", "x", "auto", "auto", "auto").kind == "points"
+    np.save(tmp_path / "half.npy", cap[cap[:, 0] > 0])
+    assert file_target(tmp_path / "half.npy", "x", "auto", "auto", "auto").kind == "points"
 
 
 def test_initial_pose_undoes_a_rigid_motion():

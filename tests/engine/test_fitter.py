@@ -232,8 +232,9 @@ def test_bad_point_inputs_raise_one_line_errors(tiny, tmp_path, case):
         np.save(path, points)
     elif case == "wrong_unit":  # a face in mm declared as model units
         np.save(path, np.random.default_rng(0).normal(size=(500, 3)) * 40.0 + [0, 0, 300.0])
-    else:  # face-sized, in model units, but nowhere near the model's unit sphere
-        np.save(path, np.random.default_rng(0).normal(size=(500, 3)) * 0.4 + [0, 0, 5.0])
+    else:  # a face-sized surface, in model units, but nowhere near the model's unit sphere
+        points = np.random.default_rng(0).normal(size=(500, 3))
+        np.save(path, 0.6 * points / np.linalg.norm(points, axis=1, keepdims=True) + [0, 0, 5.0])
     with pytest.raises(ImfaceError) as err:
         fit(exp_dir, path, tmp_path / "fits", unit="model" if case == "wrong_unit" else "auto", **FAST)
     message = str(err.value)
