@@ -10,7 +10,7 @@ import typer
 def benchmark(
     data: Path = typer.Option(..., "--data", help="Processed dataset (manifest.json with a test split)."),
     exp_dir: Path = typer.Option(..., "--exp-dir", help="Benchmark folder: models, fits, scores, figures, report.md."),
-    preset: str = typer.Option("cpu", "--preset", help="tiny (CI) | cpu (<= 60 min, 2 cores) | long (hours) | paper (GPU)."),
+    preset: str = typer.Option("cpu", "--preset", help="tiny (CI) | cpu (about an hour, 2 cores) | long (hours) | paper (GPU)."),
     variants: Optional[str] = typer.Option(
         None, "--variants", help="Comma list of ImFace variants: full, no-extend, no-blend, no-dist, i3dmm-like, full-2x64."
     ),
