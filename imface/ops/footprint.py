@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import trimesh
 
-from imface.ops.visibility import ray_intersector
+from imface.ops.visibility import ray_intersector, unit_direction
 
 
 def inside_footprint(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
@@ -35,11 +35,7 @@ def inside_footprint(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray
     points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
-    direction = np.asarray(direction, dtype=np.float64).reshape(3)
-    norm = np.linalg.norm(direction)
-    if not norm > 0:
-        raise ValueError("direction must be a non-zero vector")
-    direction = direction / norm
+    direction = unit_direction(direction)
     if len(points) == 0 or len(faces) == 0:
         return np.zeros(len(points), dtype=bool)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False, validate=False)

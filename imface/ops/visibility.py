@@ -13,6 +13,15 @@ import trimesh
 from imface.ops.crop import remove_unused_vertices
 
 
+def unit_direction(direction: Sequence[float] | np.ndarray) -> np.ndarray:
+    """(3,) float64 unit vector of a viewing direction; ValueError for a zero vector."""
+    direction = np.asarray(direction, dtype=np.float64).reshape(3)
+    norm = np.linalg.norm(direction)
+    if not norm > 0:
+        raise ValueError("direction must be a non-zero vector")
+    return direction / norm
+
+
 def ray_intersector(mesh: trimesh.Trimesh):
     """Embree (via trimesh + embreex) when available, else trimesh's pure-numpy intersector."""
     try:
@@ -50,11 +59,7 @@ def visible_vertices(
     """
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
-    direction = np.asarray(direction, dtype=np.float64).reshape(3)
-    norm = np.linalg.norm(direction)
-    if not norm > 0:
-        raise ValueError("direction must be a non-zero vector")
-    direction = direction / norm
+    direction = unit_direction(direction)
     if len(vertices) == 0 or len(faces) == 0:
         return np.ones(len(vertices), dtype=bool)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False, validate=False)
