@@ -56,9 +56,9 @@ def per_expression(config: BenchmarkConfig, bench_dir: Path, rows: dict[str, dic
             values = [r[expression] for r in per_run if r.get(expression) is not None]
             if values:
                 entry["chamfer_mm"][name] = statistics.fmean(values)
+    first = _summary(bench_dir, names[0], f"seed-{config.seeds[0]}" if rows[names[0]]["kind"] == "imface" else NO_SEED)
     for expression, entry in table.items():
-        scans = _summary(bench_dir, names[0], "seed-0" if rows[names[0]]["kind"] == "imface" else NO_SEED)
-        entry["count"] = sum(1 for s in scans.get("scans", []) if s.get("expression") == expression)
+        entry["count"] = sum(1 for s in first.get("scans", []) if s.get("expression") == expression)
         if entry["chamfer_mm"]:
             entry["best"] = min(entry["chamfer_mm"], key=entry["chamfer_mm"].get)
     return {"methods": names, "expressions": dict(sorted(table.items()))}

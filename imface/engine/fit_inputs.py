@@ -28,9 +28,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from imface.errors import ImfaceError
+from imface.io.mesh import MESH_SUFFIXES
 
 POINT_SUFFIXES = (".npy", ".xyz", ".txt")
-MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl")
 UNIT_TO_MM = {"model": 100.0, "mm": 1.0, "cm": 10.0, "m": 1000.0}
 FACE_SIZE_MM = (50.0, 500.0)  # plausible bounding-box diagonal of a face scan or part of one
 MAX_POINTS_PER_SCAN = 200_000  # larger inputs are subsampled (fixed seed) to bound memory
@@ -217,7 +217,7 @@ def _read_ply(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | N
             if {"nx", "ny", "nz"} <= names:
                 normals = np.stack([np.asarray(data[k], dtype=np.float64).reshape(-1) for k in ("nx", "ny", "nz")], axis=1)
     except Exception as err:  # noqa: BLE001 - trimesh raises many types for a corrupt file
-        raise ImfaceError(path, f"cannot read ({type(err).__name__}: {' '.join(str(err).split())})") from None
+        raise ImfaceError(path, f"cannot read ({type(err).__name__}: {err})") from None
     if has_faces:
         from imface.io.mesh import read_mesh
 

@@ -228,20 +228,16 @@ class ScanFit:
     skipped: bool = False
 
 
-def scan_metrics(target: FitTarget, mesh, rotation: np.ndarray, translation: np.ndarray, num_points: int) -> dict | None:
-    """Chamfer / F-score / normal consistency of the fitted mesh against the target's mesh, in
-    model space, the reference cropped to the unit sphere as the preprocessing does. None
-    without a reference, for an empty mesh, or with ``num_points`` 0 (no quick metrics asked)."""
-    if num_points <= 0 or target.reference is None or len(mesh.faces) == 0:
+def scan_metrics(target_vertices: np.ndarray, target_faces: np.ndarray | None, mesh, num_points: int) -> dict | None:
+    """Chamfer / F-score / normal consistency of the fitted mesh against the target as fitted
+    (:func:`target_in_model_space`). None without a target mesh (faces None), for an empty mesh,
+    or with ``num_points`` 0 (no quick metrics asked)."""
+    if num_points <= 0 or target_faces is None or len(mesh.faces) == 0:
         return None
-    from imface.ops.crop import crop_to_sphere
     from imface.ops.metrics import evaluate_reconstruction
 
-    vertices, faces = target.reference
-    vertices, faces = crop_to_sphere(np.asarray(vertices) @ rotation.T + translation, faces, np.zeros(3), 1.0)
-    if len(faces) == 0:
-        return None
-    result = evaluate_reconstruction(mesh.vertices, mesh.faces, vertices, faces, num_points=num_points, align="icp")
+    result = evaluate_reconstruction(mesh.vertices, mesh.faces, target_vertices, target_faces, num_points=num_points,
+                                     align="icp")
     values = result.to_dict()
     keep = ("chamfer_mm", "accuracy_mm", "completeness_mm", "normal_consistency", "fscore@1mm", "fscore@2.5mm",
             "fscore@5mm", "num_points", "align")
@@ -269,7 +265,8 @@ def index_entry(target: FitTarget) -> dict:
 def target_in_model_space(target: FitTarget, rotation: np.ndarray, translation: np.ndarray,
                           ) -> tuple[np.ndarray, np.ndarray | None]:
     """The target as fitted, in model space: its reference mesh cropped to the unit sphere (as
-    the preprocessing crops), or its surface points inside the sphere (faces None)."""
+    the preprocessing crops), or, without a reference or with nothing of it inside the sphere,
+    its surface points inside the sphere (faces None)."""
     from imface.ops.crop import crop_to_sphere
 
     if target.reference is not None:
@@ -320,9 +317,11 @@ def write_scan_outputs(model, target: FitTarget, state: FitState, row: int, hist
     raw = raw_vertices(target, np.asarray(mesh.vertices), rotation.astype(np.float64), translation.astype(np.float64))
     if raw is not None:
         write_ply(folder / MESH_RAW_NAME, raw, mesh.faces)
-    metrics = scan_metrics(target, mesh, rotation.astype(np.float64), translation.astype(np.float64), metrics_points)
-    target_vertices, target_faces = target_in_model_space(target, rotation.astype(np.float64),
-                                                          translation.astype(np.float64))
+    target_vertices, target_faces = None, None
+    if metrics_points > 0 or preview or target.processed is None:  # cropping a large mesh is not free
+        target_vertices, target_faces = target_in_model_space(target, rotation.astype(np.float64),
+                                                              translation.astype(np.float64))
+    metrics = scan_metrics(target_vertices, target_faces, mesh, metrics_points)
     if target.processed is None:
         _write_target(folder / TARGET_NAME, target_vertices, target_faces)
     if preview and len(mesh.faces):

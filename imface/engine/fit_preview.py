@@ -18,7 +18,7 @@ from imface.data.canonical import MM_PER_UNIT
 ERROR_RANGE_MM = 5.0
 PREVIEW_NAME = "preview.png"
 CELL = (256, 256)
-COLUMNS = ("target", "fit (cropped like the target)", "error 0-5 mm")
+COLUMNS = ("target", "fit (cropped like the target)", f"error 0-{ERROR_RANGE_MM:g} mm")
 
 
 def preview_row(target_vertices: np.ndarray, target_faces: np.ndarray | None, fit_vertices: np.ndarray,

@@ -311,6 +311,7 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     import time
 
     from imface.engine.fit_inputs import gather_targets, prepare_poses
+    from imface.engine.fit_preview import PREVIEW_NAME
     from imface.errors import ImfaceError
 
     for name, value, low in (("--steps", steps, 1), ("--points", points, 16), ("--space-points", space_points, 1),
@@ -333,7 +334,7 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     group_of = {t.name: (identities.index(t.identity) if same_identity else i) for i, t in enumerate(targets)}
     done = {t.name for t in targets if (fit_io.read_fit(out_dir / t.name) or {}).get("settings") == run
             and (out_dir / t.name / fit_io.CODES_NAME).is_file()
-            and (not preview or (out_dir / t.name / "preview.png").is_file())}
+            and (not preview or (out_dir / t.name / PREVIEW_NAME).is_file())}
     # Scans sharing a z_id are fitted together, so a group with any scan left is refitted whole.
     pending_groups = {group_of[t.name] for t in targets if t.name not in done}
     pending = [t for t in targets if group_of[t.name] in pending_groups]
@@ -374,7 +375,7 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     if not pending:
         fit_io.write_fits_index(out_dir, str(loaded.path), same_identity, [fit_io.index_entry(t) for t in targets])
     if preview:
-        from imface.engine.fit_preview import PREVIEW_NAME, stack_previews
+        from imface.engine.fit_preview import stack_previews
 
         folders = [e["folder"] for e in (fit_io.read_fits_index(out_dir, missing_ok=True) or {}).get("scans", [])]
         stack_previews([out_dir / f / PREVIEW_NAME for f in folders], out_dir / PREVIEW_NAME)  # every scan of the folder

@@ -17,7 +17,7 @@ def read_npy(path: str | os.PathLike, what: str = "array", *, mmap: bool = False
     try:
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except Exception as err:  # noqa: BLE001 - np.load's error types depend on the corruption
-        raise ImfaceError(path, f"cannot read {what} ({type(err).__name__}: {' '.join(str(err).split())})") from None
+        raise ImfaceError(path, f"cannot read {what} ({type(err).__name__}: {err})") from None
     if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise ImfaceError(path, f"{what} is not a numeric array (dtype {getattr(array, 'dtype', type(array))})")
     return array
@@ -30,7 +30,7 @@ def read_text_table(path: str | os.PathLike, what: str = "table") -> np.ndarray:
     try:
         text = path.read_text(encoding="utf-8", errors="strict")
     except (OSError, UnicodeDecodeError) as err:
-        raise ImfaceError(path, f"cannot read {what} ({type(err).__name__}: {' '.join(str(err).split())})") from None
+        raise ImfaceError(path, f"cannot read {what} ({type(err).__name__}: {err})") from None
     rows = []
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()

@@ -75,7 +75,7 @@ def _read_pp(path: Path) -> np.ndarray:
     try:
         root = ET.parse(path).getroot()
     except Exception as err:  # noqa: BLE001 - expat raises ParseError, ValueError, LookupError, ...
-        raise ImfaceError(path, f"not a MeshLab .pp XML file ({type(err).__name__}: {' '.join(str(err).split())})") from None
+        raise ImfaceError(path, f"not a MeshLab .pp XML file ({type(err).__name__}: {err})") from None
     points = [p for p in root.iter("point") if p.get("active", "1") != "0"]
     try:
         coords = np.array([[float(p.get(axis)) for axis in "xyz"] for p in points], dtype=np.float64)

@@ -54,7 +54,7 @@ def read_mesh(path: str | os.PathLike) -> MeshArrays:
         vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
         faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), dtype=np.int64)
     except Exception as err:  # noqa: BLE001 - trimesh raises many types for a corrupt file
-        raise ImfaceError(mesh_path, f"cannot read mesh ({type(err).__name__}: {' '.join(str(err).split())})") from None
+        raise ImfaceError(mesh_path, f"cannot read mesh ({type(err).__name__}: {err})") from None
     if faces.size == 0 or vertices.size == 0:
         raise ImfaceError(mesh_path, "empty mesh (no triangles)")
     if vertices.ndim != 2 or vertices.shape[1] != 3 or faces.ndim != 2 or faces.shape[1] != 3:
