@@ -99,7 +99,7 @@ def collect_curves(config: BenchmarkConfig, bench_dir: Path) -> dict[str, Any]:
         return json.loads(path.read_text()) if path.is_file() else None
 
     steps = curve_steps(config)
-    result: dict[str, Any] = {"steps": steps, "variants": {}}
+    result: dict[str, Any] = {"steps": steps, "seeds": curve_seeds(config), "variants": {}}
     for variant in config.variants:
         chamfer: list[list[float]] = [[] for _ in steps]
         seconds: list[list[float]] = [[] for _ in steps]
@@ -152,8 +152,9 @@ def write_curve_figure(curves: dict[str, Any], baselines: dict[str, float], path
     for index, (name, value) in enumerate(sorted(baselines.items(), key=lambda kv: kv[1])):
         for ax in axes:
             ax.axhline(value, color="0.4", linestyle=(0, (4, 2 + index)), linewidth=0.9)
-            ax.annotate(name, (1.0, value), xycoords=("axes fraction", "data"), fontsize=7, color="0.3",
-                        ha="right", va="bottom")
+            # neighbours in value alternate sides, so near-equal baselines keep readable labels
+            ax.annotate(name, (1.0 if index % 2 == 0 else 0.2, value), xycoords=("axes fraction", "data"), fontsize=7,
+                        color="0.3", ha="right", va="bottom")
     axes[0].set(xlabel="training step", ylabel="held-out Chamfer (mm)", title="held-out scans against steps")
     axes[1].set(xlabel="training seconds", ylabel="held-out Chamfer (mm)", title="against training wall time")
     for ax in axes:

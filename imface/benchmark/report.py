@@ -141,7 +141,9 @@ def collect_results(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, sc
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "split": {"train_scans": len(manifest.train), "train_identities": len({manifest.scan(n).identity for n in manifest.train}),
                   "test_scans_available": len(manifest.test), "test_identities": list(manifest.test_identities),
-                  "held_out_expressions": list(manifest.test_expressions)},
+                  # the split's held-out names that the data actually has
+                  "held_out_expressions": [e for e in manifest.test_expressions
+                                           if any(scan.expression == e for scan in manifest.scans)]},
         "scans": scans, "methods": rows, "goals": check_goals(rows), "curves": collect_curves(config, bench_dir),
         "baseline_notes": baselines_index.get("notes", {}),
         "validation": read_chosen(bench_dir), "per_expression": per_expression(config, bench_dir, rows),
@@ -186,8 +188,11 @@ def _curves_section(results: dict[str, Any]) -> list[str]:
     if not curves:
         return []
     steps = curves["steps"]
+    seeds = curves.get("seeds")
     lines = ["## Learning curves", "",
-             "Each variant scored (same scans, same protocol) at these points of its training budget. "
+             "Each variant scored (same scans, same protocol) at these points of its training budget"
+             + (f", seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} (the final column can differ "
+                "from Table 1's mean over all seeds)" if seeds else "") + ". "
              "Trend: the held-out Chamfer's relative change over the last segment (falling: more than 2% "
              "lower); probe: the same verdict on the training-scan probe (`curves.jsonl`, training scans "
              "decoded with their own codes, second half of the run), one per seed.", "",
