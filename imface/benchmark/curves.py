@@ -62,10 +62,12 @@ def fit_intermediate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, s
     return did
 
 
-def evaluate_intermediate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str]) -> bool:
+def evaluate_intermediate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str],
+                          workers: int = 1) -> bool:
+    from imface.benchmark.parallel import run_calls
     from imface.eval.evaluate import SUMMARY_NAME, evaluate_folder
 
-    did = False
+    calls = []
     for variant in config.variants:
         for seed in curve_seeds(config):
             for step in curve_steps(config)[:-1]:
@@ -74,10 +76,11 @@ def evaluate_intermediate(config: BenchmarkConfig, data_dir: Path, bench_dir: Pa
                     saved = json.loads((out / SUMMARY_NAME).read_text())
                     if sorted(r["name"] for r in saved["scans"]) == sorted(scans):
                         continue
-                did = True
                 fits_dir = step_dir(bench_dir / "fits" / "imface" / variant / f"seed-{seed}", step)
-                evaluate_folder(fits_dir, out, data_dir=data_dir, num_points=config.eval_points, seed=0)
-    return did
+                calls.append((evaluate_folder, {"recon_dir": fits_dir, "out_dir": out, "data_dir": data_dir,
+                                                "num_points": config.eval_points, "seed": 0}))
+    run_calls(calls, workers)
+    return bool(calls)
 
 
 def trend(values: list[float]) -> str:

@@ -29,6 +29,7 @@ from imface.benchmark.config import VARIANTS, BenchmarkConfig, load_benchmark_co
 from imface.errors import ImfaceError
 from imface.io.atomic import write_json
 from imface.io.manifest import Manifest, read_manifest
+from imface.threads import get_threads
 
 CONFIG_NAME = "benchmark.yaml"
 TIMINGS_NAME = "timings.json"
@@ -206,25 +207,26 @@ def baseline_names(bench_dir: Path) -> dict[str, dict[str, Any]]:
     return index["models"]
 
 
-def _fit_baselines(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str]) -> bool:
+def _fit_baselines(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str], workers: int) -> bool:
     """Fit every baseline to the test scans with the regularisation chosen on the validation split."""
     from imface.baselines import fit_baseline
     from imface.baselines.fitting import FitSettings
+    from imface.benchmark.parallel import run_calls
     from imface.benchmark.validation import read_chosen
 
     manifest = read_manifest(data_dir)
     chosen = (read_chosen(bench_dir) or {}).get("chosen", {})
-    did = False
+    calls = []
     for name, entry in baseline_names(bench_dir).items():
         settings = FitSettings(regularisation=chosen[name]) if name in chosen else FitSettings()
         for scan in scans:
             out = bench_dir / "fits" / "baselines" / name / scan
-            if (out / "fit.json").is_file():
-                continue
-            did = True
-            fit_baseline(bench_dir / "baselines" / entry["path"], manifest.folder(scan), out, settings=settings,
-                         points=config.baseline_fit_points, seed=0)
-    return did
+            if not (out / "fit.json").is_file():
+                calls.append((fit_baseline, {"model_path": bench_dir / "baselines" / entry["path"],
+                                             "scan_dir": manifest.folder(scan), "out_dir": out, "settings": settings,
+                                             "points": config.baseline_fit_points, "seed": 0}))
+    run_calls(calls, workers)
+    return bool(calls)
 
 
 def methods(config: BenchmarkConfig, bench_dir: Path) -> list[dict[str, Any]]:
@@ -243,10 +245,11 @@ def methods(config: BenchmarkConfig, bench_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _evaluate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str]) -> bool:
+def _evaluate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str], workers: int) -> bool:
+    from imface.benchmark.parallel import run_calls
     from imface.eval.evaluate import SUMMARY_NAME, evaluate_folder
 
-    did = False
+    calls = []
     for method in methods(config, bench_dir):
         for run, (recon_dir, recon_name) in method["runs"].items():
             out = bench_dir / "eval" / method["name"] / run
@@ -255,10 +258,10 @@ def _evaluate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: l
                 saved = json.loads(summary.read_text())
                 if sorted(r["name"] for r in saved["scans"]) == sorted(scans):
                     continue
-            did = True
-            evaluate_folder(recon_dir, out, data_dir=data_dir, recon_name=recon_name, num_points=config.eval_points,
-                            seed=0)
-    return did
+            calls.append((evaluate_folder, {"recon_dir": recon_dir, "out_dir": out, "data_dir": data_dir,
+                                            "recon_name": recon_name, "num_points": config.eval_points, "seed": 0}))
+    run_calls(calls, workers)
+    return bool(calls)
 
 
 def _correspondence(config: BenchmarkConfig, bench_dir: Path, scans: list[str], device: str) -> bool:
@@ -282,14 +285,19 @@ def correspondence_model(config: BenchmarkConfig) -> tuple[str, int]:
 
 
 def run_benchmark(data_dir: str | Path, bench_dir: str | Path, config: BenchmarkConfig, *, device: str = "cpu",
-                  progress: bool = True) -> Path:
-    """Run (or resume) every stage into ``bench_dir``; returns the path of ``report.md``."""
+                  progress: bool = True, workers: int | None = None) -> Path:
+    """Run (or resume) every stage into ``bench_dir``; returns the path of ``report.md``.
+
+    ``workers``: processes for the baseline fits and threads for scoring (default: the
+    thread count of :func:`imface.threads.set_threads`); results do not depend on it.
+    """
     from imface.benchmark.curves import evaluate_intermediate, fit_intermediate, write_curve_figure
     from imface.benchmark.figures import write_fig4
     from imface.benchmark.report import collect_results, write_report
     from imface.benchmark.validation import choose_regularisation
 
     config.validate()
+    workers = get_threads() if workers is None else max(1, int(workers))
     data_dir, bench_dir = Path(data_dir), Path(bench_dir)
     manifest = read_manifest(data_dir)
     if device == "auto":
@@ -302,13 +310,13 @@ def run_benchmark(data_dir: str | Path, bench_dir: str | Path, config: Benchmark
     timings.run("train ImFace variants", lambda: _train_variants(config, data_dir, bench_dir, device, progress), progress)
     timings.run("fit ImFace variants", lambda: _fit_variants(config, data_dir, bench_dir, scans, device), progress)
     timings.run("build baselines", lambda: _baselines(config, data_dir, bench_dir), progress)
-    timings.run("validation: choose baseline settings", lambda: choose_regularisation(config, data_dir, bench_dir),
+    timings.run("validation: choose baseline settings", lambda: choose_regularisation(config, data_dir, bench_dir, workers),
                 progress)
-    timings.run("fit baselines", lambda: _fit_baselines(config, data_dir, bench_dir, scans), progress)
-    timings.run("evaluate", lambda: _evaluate(config, data_dir, bench_dir, scans), progress)
+    timings.run("fit baselines", lambda: _fit_baselines(config, data_dir, bench_dir, scans, workers), progress)
+    timings.run("evaluate", lambda: _evaluate(config, data_dir, bench_dir, scans, workers), progress)
     timings.run("correspondence", lambda: _correspondence(config, bench_dir, scans, device), progress)
     timings.run("learning curves: fit", lambda: fit_intermediate(config, data_dir, bench_dir, scans, device), progress)
-    timings.run("learning curves: evaluate", lambda: evaluate_intermediate(config, data_dir, bench_dir, scans), progress)
+    timings.run("learning curves: evaluate", lambda: evaluate_intermediate(config, data_dir, bench_dir, scans, workers), progress)
     figures = bench_dir / "figures"
     results = collect_results(config, data_dir, bench_dir, scans, timings.seconds, device)
 

@@ -55,20 +55,22 @@ def validation_scans(manifest: Manifest, identities: list[str], count: int) -> l
     return picks
 
 
-def _score(fit_dir: Path, truth) -> float:
+def _score(fit_dir: Path, truth_path: Path) -> float:
     from imface.io.mesh import read_mesh
     from imface.ops.metrics import evaluate_reconstruction
 
-    fitted = read_mesh(fit_dir / "fitted.ply")
+    fitted, truth = read_mesh(fit_dir / "fitted.ply"), read_mesh(truth_path)
     return evaluate_reconstruction(fitted.vertices, fitted.faces, truth.vertices, truth.faces,
                                    num_points=VALIDATION_EVAL_POINTS, footprint=False).chamfer_mm
 
 
-def choose_regularisation(config: BenchmarkConfig, data_dir: Path, bench_dir: Path) -> bool:
-    """Write ``validation/chosen.json`` (see the module docstring); True when work was done."""
+def choose_regularisation(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, workers: int = 1) -> bool:
+    """Write ``validation/chosen.json`` (see the module docstring); True when work was done.
+
+    ``workers``: processes for the fits and their scores (the result does not depend on it)."""
     from imface.baselines import build_baselines, fit_baseline
     from imface.baselines.fitting import FitSettings
-    from imface.io.mesh import read_mesh
+    from imface.benchmark.parallel import run_calls
 
     out = bench_dir / "validation"
     if (out / CHOSEN_NAME).is_file():
@@ -81,19 +83,24 @@ def choose_regularisation(config: BenchmarkConfig, data_dir: Path, bench_dir: Pa
                         bilinear=tuple(config.bilinear_ranks), flame=tuple(config.flame_ranks),
                         paper_resolution=config.paper_resolution, exclude_identities=tuple(identities))
     models = json.loads((out / "baselines" / "baselines.json").read_text())["models"]
-    truths = {scan: read_mesh(manifest.folder(scan) / "mesh.ply") for scan in scans}  # read once, scored often
-    scores: dict[str, dict[str, float]] = {}
-    for name, entry in models.items():
-        scores[name] = {}
+    grid = [(name, value, scan) for name in models for value in config.regularisation_grid for scan in scans]
+
+    def fit_dir(name: str, value: float, scan: str) -> Path:
+        return out / "fits" / name / f"reg-{value:g}" / scan
+
+    run_calls([(fit_baseline, {"model_path": out / "baselines" / models[name]["path"],
+                               "scan_dir": manifest.folder(scan), "out_dir": fit_dir(name, value, scan),
+                               "settings": FitSettings(regularisation=value),
+                               "points": config.baseline_fit_points, "seed": 0})
+               for name, value, scan in grid if not (fit_dir(name, value, scan) / "fit.json").is_file()], workers)
+    chamfers = run_calls([(_score, {"fit_dir": fit_dir(name, value, scan),
+                                    "truth_path": manifest.folder(scan) / "mesh.ply"})
+                          for name, value, scan in grid], workers)
+    scores: dict[str, dict[str, float]] = {name: {} for name in models}
+    for name in models:
         for value in config.regularisation_grid:
-            chamfers = []
-            for scan in scans:
-                fit_dir = out / "fits" / name / f"reg-{value:g}" / scan
-                if not (fit_dir / "fit.json").is_file():
-                    fit_baseline(out / "baselines" / entry["path"], manifest.folder(scan), fit_dir,
-                                 settings=FitSettings(regularisation=value), points=config.baseline_fit_points, seed=0)
-                chamfers.append(_score(fit_dir, truths[scan]))
-            scores[name][f"{value:g}"] = statistics.fmean(chamfers)
+            scores[name][f"{value:g}"] = statistics.fmean(
+                c for (n, v, _), c in zip(grid, chamfers) if n == name and v == value)
     chosen = {name: float(min(row, key=row.get)) for name, row in scores.items()}
     write_json(out / CHOSEN_NAME, {"identities": identities, "scans": scans, "grid": list(config.regularisation_grid),
                                    "eval_points": VALIDATION_EVAL_POINTS, "chamfer_mm": scores, "chosen": chosen})

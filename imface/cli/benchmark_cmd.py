@@ -20,6 +20,8 @@ def benchmark(
     overrides: List[str] = typer.Option([], "--set", help="Training config override for every variant, e.g. train.lr=1e-3."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show training progress bars."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", min=1, help="Processes for baseline fits and scoring (default: the --threads count)."),
 ) -> None:
     """Train ImFace and its ablations, build and fit the baselines, score them all, and write report.md.
 
@@ -41,5 +43,5 @@ def benchmark(
     if test_scans is not None:
         config.test_scans = test_scans
     config.train_overrides = list(overrides)
-    report = run_benchmark(data, exp_dir, config, device=device, progress=progress)
+    report = run_benchmark(data, exp_dir, config, device=device, progress=progress, workers=workers)
     typer.echo(f"report: {report}")
