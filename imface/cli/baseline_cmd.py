@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -43,18 +43,38 @@ def build(
 @app.command("fit")
 def fit(
     model: Path = typer.Option(..., "--model", help="A baseline model folder (from imface baseline build)."),
-    data: Path = typer.Option(..., "--data", help="Processed dataset holding the scans to fit."),
-    out: Path = typer.Option(..., "--out", help="Fits folder: <out>/<scan>/fitted_full.ply, fitted.ply, fit.json."),
-    split: str = typer.Option("test", "--split", help="train | test | held_out_expression."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Processed dataset holding the scans to fit."),
+    inputs: Optional[List[Path]] = typer.Option(
+        None, "--in", help="Instead of --data: raw meshes (.obj/.ply/.off/.stl) or point sets (.npy/.xyz/.txt/.ply), "
+        "or folders of them, as imface fit takes them (same unit, pose and crop handling). Repeatable."),
+    out: Path = typer.Option(..., "--out", help="Fits folder (with --data: <out>/<scan>/fitted_full.ply, fitted.ply, "
+                             "fit.json; with --in: the layout of imface fit's)."),
+    split: str = typer.Option("test", "--split", help="train | test | held_out_expression (with --data)."),
     scans: Optional[str] = typer.Option(None, "--scans", help="Comma list of scan names (default: the whole split)."),
     points: int = typer.Option(20000, "--points", min=100, help="Points sampled on each scan."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    unit: str = typer.Option("auto", "--unit", help="auto | model | mm | cm | m for --in (auto: any unit or size)."),
+    pose: str = typer.Option("auto", "--pose", help="auto | fit | none for --in."),
+    preview: bool = typer.Option(False, "--preview", help="With --in: preview.png per scan and a contact sheet."),
 ) -> None:
-    """Fit a baseline to processed scans; score them with: imface eval --fits OUT --data DATA --recon-name fitted_full.ply."""
+    """Fit a baseline to processed scans (--data; score with imface eval --fits OUT --data DATA --recon-name
+    fitted_full.ply) or to raw meshes and point sets (--in; score with imface eval --fits OUT)."""
     from imface.baselines import fit_baseline
     from imface.errors import ImfaceError
     from imface.io.manifest import SPLIT_LISTS, read_manifest
 
+    if (data is None) == (not inputs):
+        raise ImfaceError(None, "give either --data (a processed dataset) or --in (raw meshes or point sets)")
+    if inputs:
+        from imface.engine.baseline_inputs import fit_baseline_inputs
+
+        for row in fit_baseline_inputs(model, inputs, out, unit=unit, pose=pose, points=points, seed=seed,
+                                       preview=preview):
+            found = row["alignment"]
+            scale = "" if found is None else f", {found['mm_per_input_unit']:.4g} mm per input unit ({row['unit']})"
+            typer.echo(f"fitted {row['name']}: rms {row['rms']:.4g} ({row['seconds']:.1f} s{scale})")
+        typer.echo(f"score with: imface eval --fits {out}")
+        return
     manifest = read_manifest(data)
     if split not in SPLIT_LISTS:
         raise ImfaceError(None, f"--split must be one of {', '.join(SPLIT_LISTS)}, got {split!r}")

@@ -27,11 +27,16 @@ def fit(
     split: str = typer.Option("test", "--split", help="train | test | all: which scans of a processed dataset."),
     scans: Optional[str] = typer.Option(None, "--scans", help="Comma-separated scan names (e.g. 001/2_smile)."),
     neutral: str = typer.Option("auto", "--neutral", help="auto | yes | no for scans whose neutrality is unknown."),
-    unit: str = typer.Option("auto", "--unit", help="auto | model | mm | cm | m for inputs without landmarks."),
+    unit: str = typer.Option("auto", "--unit", help="auto | model | mm | cm | m for inputs without landmarks (auto: "
+                             "any unit or size, found with the pose by a similarity search onto the mean face)."),
     pose: str = typer.Option("auto", "--pose", help="auto | fit | none: fit a rigid pose (auto: raw inputs without landmarks)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Scans optimised together."),
     seed: int = typer.Option(0, "--seed", help="Seed of the per-scan sample orders."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    robust: float = typer.Option(0.0, "--robust", min=0.0, help="mm: in the second half of the fit, surface points "
+                                 "farther than this from the fitted surface stop pulling (clutter, outliers); 0: off."),
+    code_prior: float = typer.Option(0.0, "--code-prior", min=0.0, help="Weight of a Mahalanobis prior on the codes "
+                                     "(training codes' mean and spread); 0: off."),
     preview: bool = typer.Option(False, "--preview", help="Write per scan preview.png (target | fit | error, front "
                                  "and side) and a contact sheet OUT/preview.png."),
 ) -> None:
@@ -45,7 +50,7 @@ def fit(
     results = run_fit(model, list(inputs), out, same_identity=same_identity, steps=steps, points=points, space_points=space_points, lr=lr,
                       landmarks=landmarks, resolution=resolution, split=split, scans=names, neutral=neutral,
                       unit=unit, pose=pose, device=device, batch_size=batch_size, seed=seed, preview=preview,
-                      progress=True)
+                      progress=True, robust_distance=robust / 100.0, code_prior=code_prior)
     for result in results:
         chamfer = "" if not result.metrics else f"  chamfer {result.metrics['chamfer_mm']:.3f} mm"
         state = "skipped (already fitted)" if result.skipped else f"{result.seconds:.1f} s"

@@ -7,8 +7,11 @@ Accepted inputs (a path, or a list of paths):
   samples with SDF and gradient, five landmarks;
 - raw scans with landmarks (a dataset folder or scan list that ``imface preprocess``
   understands): preprocessed on the fly into ``<work_dir>/_preprocessed`` first;
-- raw meshes without landmarks (.obj/.ply/.off, roughly frontal): surface samples with
-  normals; the unit is detected from the size (or given); a rigid pose is fitted;
+- raw meshes without landmarks (.obj/.ply/.off/.stl, roughly frontal: within about 40 degrees):
+  surface samples with normals; with ``unit="auto"`` a similarity search
+  (:mod:`imface.ops.similarity_search`) onto the model's mean face finds the scale (any unit
+  or size), the rotation and the shift together, and points outside the crop sphere (hair,
+  neck, shoulders) are dropped; with a given unit only the pose is searched;
 - point sets (.npy / .xyz / .txt with 3 or 6 columns, or a .ply without faces), with or
   without normals: surface constraints only.
 
@@ -66,8 +69,9 @@ class FitTarget:
     raw_meta: dict | None = None
     reference: tuple[np.ndarray, np.ndarray] | None = None
     fit_pose: bool = False
-    unit: str = "model"
+    unit: str = "model"  # model | mm | cm | m | arbitrary (a scale found by the search) | auto (not yet found)
     raw_to_input: np.ndarray = field(default_factory=lambda: np.eye(4))
+    alignment: dict | None = None  # what the similarity search found (scale, residual, coverage, ...)
     init_rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
     init_translation: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
@@ -230,20 +234,18 @@ def _read_ply(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | N
 
 
 def detect_unit(points: np.ndarray, unit: str, path: Path) -> str:
-    """The unit of a landmark-free input: given, or from its bounding-box diagonal."""
+    """Check a given unit of a landmark-free input against its size; ``auto`` stays ``auto``
+    (the similarity search finds the scale, see :func:`prepare_poses`)."""
+    if unit == "auto":
+        return unit
+    if unit not in UNIT_TO_MM:
+        raise ImfaceError(None, f"--unit must be auto, model, mm, cm or m, got {unit!r}")
     diagonal = float(np.linalg.norm(points.max(axis=0) - points.min(axis=0)))
     low, high = FACE_SIZE_MM
-    if unit != "auto":
-        if unit not in UNIT_TO_MM:
-            raise ImfaceError(None, f"--unit must be auto, model, mm, cm or m, got {unit!r}")
-        size = diagonal * UNIT_TO_MM[unit]
-        if not low / 4 <= size <= high * 4:
-            raise ImfaceError(path, f"spans {size:.4g} mm in unit {unit}: not a face; check --unit")
-        return unit
-    for name, factor in UNIT_TO_MM.items():
-        if low <= diagonal * factor < high:
-            return name
-    raise ImfaceError(path, f"spans {diagonal:.4g} units: not a face in model units, mm, cm or m; pass --unit")
+    size = diagonal * UNIT_TO_MM[unit]
+    if not low / 4 <= size <= high * 4:
+        raise ImfaceError(path, f"spans {size:.4g} mm in unit {unit}: not a face; check --unit")
+    return unit
 
 
 def read_input_geometry(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -312,7 +314,7 @@ def file_target(path: Path, name: str, unit: str, pose: str, neutral: str) -> Fi
 
     points, normals, faces = read_input_geometry(path)
     unit = detect_unit(points, unit, path)
-    scale = UNIT_TO_MM[unit] / UNIT_TO_MM["model"]
+    scale = 1.0 if unit == "auto" else UNIT_TO_MM[unit] / UNIT_TO_MM["model"]  # auto: set by prepare_poses
     rng = np.random.default_rng(0)
     reference = None
     if faces is not None:
@@ -344,6 +346,8 @@ def file_target(path: Path, name: str, unit: str, pose: str, neutral: str) -> Fi
         expression = "neutral" if known else expression
     if pose not in ("auto", "fit", "none"):
         raise ImfaceError(None, f"--pose must be auto, fit or none, got {pose!r}")
+    if pose == "none" and unit == "auto":
+        raise ImfaceError(None, "--pose none needs a given --unit (auto finds the scale together with the pose)")
     fit_pose = pose == "fit" or (pose == "auto" and unit != "model")
     raw_to_input = np.diag([scale, scale, scale, 1.0])
     return FitTarget(
@@ -417,27 +421,56 @@ def gather_targets(inputs: str | Path | Sequence[str | Path], *, work_dir: Path,
     return targets
 
 
-def initial_pose(points: np.ndarray, mean_face: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Rigid start (R (3, 3), t (3,)) taking input points (N, 3) onto the mean face points (M, 3):
-    centroid to centroid, then ICP (model units)."""
-    from imface.ops.icp import icp
+#: Refusals after the search (``python bench/fit_any.py`` prints the figures behind them): a face
+#: matches at least this share of the mean face's points within 5 mm, with a residual below this.
+MIN_FACE_COVERAGE = 0.5
+MAX_FACE_RESIDUAL = 0.06  # model units (6 mm): mean of both directions' distances capped at 10 mm
+#: A found scale this close to a named unit's (2%) is reported as that unit.
+UNIT_TOLERANCE = 0.02
 
+
+def unit_of_scale(scale: float) -> str:
+    """The named unit whose scale (model units per input unit) is within 2% of ``scale``, else ``arbitrary``."""
+    for name, factor in UNIT_TO_MM.items():
+        if abs(np.log(scale * UNIT_TO_MM["model"] / factor)) <= np.log1p(UNIT_TOLERANCE):
+            return name
+    return "arbitrary"
+
+
+def align_to_mean_face(target: FitTarget, template: np.ndarray) -> None:
+    """Find the target's scale (``unit == "auto"``) and pose by similarity search onto the mean
+    face's front points (M, 3), model units; rescale its arrays; refuse what is no face."""
+    from imface.ops.similarity_search import search_similarity
+
+    scale_given = target.unit != "auto"  # given: the points are in model units already
     rng = np.random.default_rng(0)
-    sample = points[_subsample(rng, len(points), 5000)].astype(np.float64)
-    offset = mean_face.mean(axis=0) - sample.mean(axis=0)
-    try:
-        rotation, translation, _ = icp(sample + offset, mean_face, iterations=40)
-    except ValueError as err:
-        raise ImfaceError(path, f"rigid alignment to the mean face failed ({err})") from None
-    return rotation, translation + rotation @ offset
+    sample = target.surface_points[_subsample(rng, len(target.surface_points), 20_000)]
+    found = search_similarity(sample, template, scale=1.0 if scale_given else None)
+    if found.coverage < MIN_FACE_COVERAGE or found.residual > MAX_FACE_RESIDUAL:
+        raise ImfaceError(target.source, f"no face found: the best alignment matches {100 * found.coverage:.0f}% of the "
+                          f"mean face within 5 mm (a face: >= {100 * MIN_FACE_COVERAGE:.0f}%), residual "
+                          f"{100 * found.residual:.1f} mm (<= {100 * MAX_FACE_RESIDUAL:.0f}); the back of a head, "
+                          "a face seen from more than about 40 degrees, or not a face")
+    if not scale_given:
+        target.unit = unit_of_scale(found.scale)
+        target.raw_to_input = np.diag([found.scale, found.scale, found.scale, 1.0])
+        target.surface_points = (target.surface_points * found.scale).astype(np.float32)
+        if target.reference is not None:
+            target.reference = (target.reference[0] * found.scale, target.reference[1])
+    target.init_rotation, target.init_translation = found.rotation, found.translation
+    scale = float(target.raw_to_input[0, 0])
+    target.alignment = {"scale": scale, "mm_per_input_unit": scale * UNIT_TO_MM["model"], "unit": target.unit,
+                        "scale_given": scale_given, "residual_mm": 100 * found.residual, "coverage": found.coverage,
+                        "ambiguity": found.ambiguity, "starts": found.starts}
 
 
 def crop_to_model_sphere(target: FitTarget, rotation: np.ndarray, translation: np.ndarray) -> None:
-    """Keep the input points that land inside the unit sphere under the pose; refuse inputs
-    that lie mostly far outside it (wrong unit or frame)."""
+    """Keep the input points that land inside the unit sphere under the pose (the crop of
+    preprocessing: hair, neck and shoulders beyond it go); refuse inputs that lie mostly far
+    outside it (wrong unit or frame)."""
     moved = target.surface_points @ rotation.T + translation
     radius = np.linalg.norm(moved, axis=1)
-    if np.median(radius) > FAR_RADIUS:
+    if np.median(radius) > FAR_RADIUS and target.alignment is None:
         raise ImfaceError(target.source, f"most points lie far outside the unit sphere after centring (median radius "
                           f"{np.median(radius):.3g} model units = {100 * np.median(radius):.0f} mm): wrong unit or frame?")
     keep = radius <= 1.0
@@ -449,10 +482,11 @@ def crop_to_model_sphere(target: FitTarget, rotation: np.ndarray, translation: n
 
 
 def prepare_poses(targets: list[FitTarget], mean_face: Callable[[], np.ndarray]) -> None:
-    """Initial poses for the targets that fit one, and the unit-sphere check for all."""
+    """Scale and pose for the targets that fit one (similarity search onto ``mean_face()``,
+    the mean face's front points (M, 3), model units), and the crop for all."""
     face = None
     for target in targets:
         if target.fit_pose:
             face = mean_face() if face is None else face
-            target.init_rotation, target.init_translation = initial_pose(target.surface_points, face, target.source)
+            align_to_mean_face(target, face)
         crop_to_model_sphere(target, target.init_rotation, target.init_translation)

@@ -280,7 +280,7 @@ def target_in_model_space(target: FitTarget, rotation: np.ndarray, translation: 
     return (points[inside] if inside.any() else points), None
 
 
-def _write_target(path: Path, vertices: np.ndarray, faces: np.ndarray | None) -> None:
+def write_target(path: Path, vertices: np.ndarray, faces: np.ndarray | None) -> None:
     """The fitted target as a PLY: a mesh, or a point cloud when ``faces`` is None."""
     import trimesh
 
@@ -323,7 +323,7 @@ def write_scan_outputs(model, target: FitTarget, state: FitState, row: int, hist
                                                               translation.astype(np.float64))
     metrics = scan_metrics(target_vertices, target_faces, mesh, metrics_points)
     if target.processed is None:
-        _write_target(folder / TARGET_NAME, target_vertices, target_faces)
+        write_target(folder / TARGET_NAME, target_vertices, target_faces)
     if preview and len(mesh.faces):
         from imface.engine.fit_preview import write_preview
 
@@ -336,7 +336,7 @@ def write_scan_outputs(model, target: FitTarget, state: FitState, row: int, hist
                    "pose_fitted": target.fit_pose, "pose_rotation": rotation.tolist(),
                    "pose_translation": translation.tolist(),
                    "model_to_raw": None if target.raw_meta is None else target.raw_meta["model_to_raw"],
-                   "mesh_raw": raw is not None},
+                   "mesh_raw": raw is not None, "alignment": target.alignment},
     })
     return ScanFit(target.name, folder, id_code, exp_code, bool(target.neutral), rotation, translation, losses,
                    metrics, seconds, settings.steps)

@@ -31,7 +31,7 @@ from imface.engine.fit_inputs import FitTarget
 from imface.engine.fit_io import ScanFit
 from imface.ops.se3 import se3_exp
 
-TERMS = ("total", "sdf", "normal", "eikonal", "embedding", "landmark")
+TERMS = ("total", "sdf", "normal", "eikonal", "embedding", "landmark", "prior")
 
 
 @dataclass
@@ -39,7 +39,12 @@ class FitSettings:
     """Everything that changes a fit's result. ``surface_points`` / ``space_points``: samples per
     scan and step; ``pose_lr``: Adam lr of the pose twist (radians, model units); ``near_sigma``:
     model units, the jitter of the Eikonal points of surface-only scans; ``landmarks``: use the
-    landmark term when the scan has landmarks; ``resolution``: output mesh grid."""
+    landmark term when the scan has landmarks; ``resolution``: output mesh grid.
+    ``robust_distance`` (model units, 0: off): surface points farther than this from the
+    fitted surface stop pulling (truncated L1) in the second half of the fit, once the codes
+    have found the face: clutter the crop kept (hair, a collar) and outliers. ``code_prior``:
+    weight of a Mahalanobis prior on the codes, the mean squared code in units of the training
+    codes' spread (0: only the paper's embedding term)."""
 
     steps: int = 200
     lr: float = 0.1
@@ -51,6 +56,8 @@ class FitSettings:
     near_sigma: float = 0.03
     resolution: int = 128
     seed: int = 0
+    robust_distance: float = 0.0
+    code_prior: float = 0.0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -146,7 +153,7 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def per_scan_losses(model: torch.nn.Module, batch: FitBatch, samples: dict[str, torch.Tensor], id_codes: torch.Tensor,
                     exp_codes: torch.Tensor, neutral: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor,
-                    weights) -> dict[str, torch.Tensor]:
+                    weights, robust_distance: float = 0.0) -> dict[str, torch.Tensor]:
     """Weighted Eq. 17 terms per scan, each (B,). Points are posed into model space first.
 
     The per-point terms are those of :mod:`imface.losses` (|f - s|, 1 - cos, | |grad| - 1 |,
@@ -160,12 +167,17 @@ def per_scan_losses(model: torch.nn.Module, batch: FitBatch, samples: dict[str, 
     f, gradient = out.sdf, out.gradient
     has_space = batch.has_space[:, None]
     nq = slot.shape[1]
-    sdf_error = torch.cat(((f[:, :ns]).abs(), (f[:, ns:] - samples["sdf"]).abs()), dim=1)
+    surface_error = f[:, :ns].abs()
+    inlier = torch.ones_like(surface_error, dtype=torch.bool)
+    if robust_distance > 0:  # truncated L1: farther points add a constant, no gradient
+        inlier = surface_error.detach() <= robust_distance
+        surface_error = torch.where(inlier, surface_error, torch.full_like(surface_error, robust_distance))
+    sdf_error = torch.cat((surface_error, (f[:, ns:] - samples["sdf"]).abs()), dim=1)
     sdf_mask = torch.cat((torch.ones_like(f[:, :ns], dtype=torch.bool), has_space.expand(-1, nq)), dim=1)
     normals = samples["normals"] @ rotation.transpose(1, 2)
     grad_targets = samples["grad"] @ rotation.transpose(1, 2)
     cosine = torch.nn.functional.cosine_similarity(gradient, torch.cat((normals, grad_targets), dim=1), dim=-1, eps=1e-8)
-    normal_mask = torch.cat((batch.has_normals[:, None].expand(-1, ns), has_space.expand(-1, nq)), dim=1)
+    normal_mask = torch.cat((batch.has_normals[:, None].expand(-1, ns) & inlier, has_space.expand(-1, nq)), dim=1)
     if not weights.normal_on_space_points:
         normal_mask[:, ns:] = False
     eikonal = (gradient.norm(dim=-1) - 1.0).abs().mean(dim=1)
@@ -178,6 +190,7 @@ def per_scan_losses(model: torch.nn.Module, batch: FitBatch, samples: dict[str, 
         "eikonal": weights.eikonal * eikonal,
         "embedding": weights.embedding * embedding,
         "landmark": weights.landmark_generation * landmark,
+        "prior": torch.zeros_like(landmark),  # filled by optimise (it needs the codes' training spread)
     }
     terms["total"] = torch.stack(list(terms.values())).sum(dim=0)
     return terms
@@ -252,7 +265,12 @@ def optimise(model: torch.nn.Module, targets: list[FitTarget], settings: FitSett
             group["lr"] = lr * factor
         rot, shift = pose()
         ids, exps = codes()
-        terms = per_scan_losses(model, batch, batch.sample(step), ids, exps, neutral, rot, shift, loss_weights)
+        robust = settings.robust_distance if progress >= 0.5 else 0.0
+        terms = per_scan_losses(model, batch, batch.sample(step), ids, exps, neutral, rot, shift, loss_weights, robust)
+        if settings.code_prior > 0:
+            terms["prior"] = settings.code_prior * (id_table_u[group_index].square().mean(dim=1)
+                                                    + exp_codes_u.square().mean(dim=1) * (~neutral).float())
+            terms["total"] = terms["total"] + terms["prior"]
         optimiser.zero_grad(set_to_none=True)
         terms["total"].sum().backward()
         optimiser.step()
@@ -294,7 +312,8 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         lr: float = 0.1, landmarks: bool = True, resolution: int = 128, split: str = "test",
         scans: list[str] | None = None, neutral: str = "auto", unit: str = "auto", pose: str = "auto",
         device: str = "cpu", batch_size: int = 16, seed: int = 0, metrics_points: int = 50_000,
-        preview: bool = False, progress: bool = False) -> list[ScanFit]:
+        preview: bool = False, progress: bool = False, robust_distance: float = 0.0,
+        code_prior: float = 0.0) -> list[ScanFit]:
     """Fit codes (and poses) to new scans and write the fits folder ``out_dir`` (see
     :mod:`imface.engine.fit_io`). Re-running skips scans already fitted with the same settings.
 
@@ -327,7 +346,7 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     loaded = fit_io.load_model(model_or_path, device)
     model = loaded.model.to(device).eval().requires_grad_(False)
     settings = FitSettings(steps=steps, lr=lr, surface_points=points, space_points=space_points, landmarks=landmarks,
-                           resolution=resolution, seed=seed)
+                           resolution=resolution, seed=seed, robust_distance=robust_distance, code_prior=code_prior)
     run = _run_settings(settings, loaded.path, same_identity, {"neutral": neutral, "unit": unit, "pose": pose})
     targets = gather_targets(inputs, work_dir=out_dir, split=split, scans=scans, unit=unit, pose=pose, neutral=neutral)
     identities = sorted({t.identity for t in targets})
@@ -340,9 +359,12 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     pending = [t for t in targets if group_of[t.name] in pending_groups]
 
     def mean_face() -> np.ndarray:
+        """The mean face's front surface (M, 3), model units: the search's template."""
         stats = loaded.code_stats
         mesh = fitted_mesh(model, stats["id_mean"], stats["exp_mean"], True, resolution=64, device=device)
-        return np.asarray(mesh.vertices)
+        vertices = np.asarray(mesh.vertices)
+        front = (np.asarray(mesh.vertex_normals)[:, 2] > 0.0) & (np.linalg.norm(vertices, axis=1) <= 1.0)
+        return vertices[front] if front.sum() >= 100 else vertices
 
     prepare_poses(pending, mean_face)
     chunks: list[list[FitTarget]] = []
@@ -367,7 +389,11 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
                 preview)
             entries.append(fit_io.index_entry(target))
             if progress:
-                print(f"fitted {target.name} ({seconds:.1f} s, sdf {history[-1, row, 1]:.4g})")
+                found = target.alignment
+                aligned = "" if found is None else (
+                    f", {found['mm_per_input_unit']:.4g} mm per input unit ({found['unit']}), "
+                    f"alignment residual {found['residual_mm']:.2f} mm, coverage {100 * found['coverage']:.0f}%")
+                print(f"fitted {target.name} ({seconds:.1f} s, sdf {history[-1, row, 1]:.4g}{aligned})")
         fit_io.write_fits_index(out_dir, str(loaded.path), same_identity, entries)
     for target in targets:
         if target.name not in results:

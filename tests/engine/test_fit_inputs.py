@@ -6,7 +6,7 @@ import pytest
 import trimesh
 
 from imface.engine.fit_inputs import (
-    crop_to_model_sphere, detect_unit, file_target, gather_targets, initial_pose, processed_target,
+    crop_to_model_sphere, detect_unit, file_target, gather_targets, prepare_poses, processed_target, unit_of_scale,
 )
 from imface.errors import ImfaceError
 from imface.ops.rigid import random_rotation
@@ -42,14 +42,17 @@ def test_one_processed_scan_folder(data_dir, tmp_path):
 
 
 @pytest.mark.parametrize("unit,factor", [("model", 1.0), ("mm", 100.0), ("cm", 10.0), ("m", 0.1)])
-def test_unit_detection_from_the_size(unit, factor):
+def test_a_given_unit_is_checked_against_the_size(unit, factor):
     face = np.random.default_rng(0).uniform(-0.8, 0.8, size=(200, 3)) * [1.0, 1.2, 0.5]  # model units
-    assert detect_unit(face * factor, "auto", "x") == unit
     assert detect_unit(face * factor, unit, "x") == unit
+    assert detect_unit(face * factor * 1000, "auto", "x") == "auto"  # the search finds any scale
     with pytest.raises(ImfaceError, match="check --unit"):
         detect_unit(face * factor * 1000, unit, "x")
-    with pytest.raises(ImfaceError, match="pass --unit"):
-        detect_unit(face * 3e5, "auto", "x")
+
+
+def test_unit_of_a_found_scale():
+    assert unit_of_scale(0.0101) == "mm" and unit_of_scale(0.0985) == "cm" and unit_of_scale(10.1) == "m"
+    assert unit_of_scale(1.0) == "model" and unit_of_scale(0.43) == "arbitrary" and unit_of_scale(0.0103) == "arbitrary"
 
 
 def test_point_files_with_and_without_normals(tmp_path):
@@ -62,13 +65,17 @@ def test_point_files_with_and_without_normals(tmp_path):
     np.save(tmp_path / "b.npy", points)
     cloud = trimesh.PointCloud(points)
     cloud.export(tmp_path / "c.ply")
-    a = file_target(tmp_path / "a.xyz", "a", "auto", "auto", "auto")
+    a = file_target(tmp_path / "a.xyz", "a", "mm", "auto", "auto")
     assert a.unit == "mm" and a.fit_pose and a.kind == "points"
     np.testing.assert_allclose(a.surface_points, points, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(a.surface_normals, normals / np.linalg.norm(normals, axis=1, keepdims=True), atol=1e-6)
-    b = file_target(tmp_path / "b.npy", "b", "auto", "auto", "yes")
+    b = file_target(tmp_path / "b.npy", "b", "model", "auto", "yes")
     assert b.unit == "model" and not b.fit_pose and b.surface_normals is None and b.neutral
-    c = file_target(tmp_path / "c.ply", "c", "auto", "none", "auto")
+    auto = file_target(tmp_path / "b.npy", "b", "auto", "auto", "yes")  # the search sets unit and scale later
+    assert auto.unit == "auto" and auto.fit_pose and auto.raw_to_input[0, 0] == 1.0
+    with pytest.raises(ImfaceError, match="--pose none needs a given --unit"):
+        file_target(tmp_path / "b.npy", "b", "auto", "none", "yes")
+    c = file_target(tmp_path / "c.ply", "c", "model", "none", "auto")
     assert c.kind == "points" and not c.neutral and c.reference is None
     np.testing.assert_allclose(c.surface_points, points, atol=1e-6)
 
@@ -78,7 +85,7 @@ def test_named_mesh_files_give_identity_and_expression(tmp_path):
     sphere = trimesh.creation.icosphere(subdivisions=2, radius=90.0)  # mm
     sphere.export(tmp_path / "007/3_smile.obj")
     sphere.export(tmp_path / "007/1_neutral.obj")
-    targets = gather_targets(tmp_path, work_dir=tmp_path / "out")
+    targets = gather_targets(tmp_path, work_dir=tmp_path / "out", unit="mm")
     assert [(t.name, t.identity, t.expression, t.neutral) for t in targets] == [
         ("007/1_neutral", "007", "neutral", True), ("007/3_smile", "007", "smile", False)]
     assert all(t.kind == "raw_mesh" and t.unit == "mm" and t.fit_pose for t in targets)
@@ -123,13 +130,52 @@ def test_inputs_that_are_not_faces_are_refused(tmp_path):
     assert file_target(tmp_path / "half.npy", "x", "auto", "auto", "auto").kind == "points"
 
 
-def test_initial_pose_undoes_a_rigid_motion():
-    rng = np.random.default_rng(2)
-    face = rng.normal(size=(3000, 3)) * [0.5, 0.6, 0.2]  # an anisotropic blob: pose is observable
-    rotation = random_rotation(rng, 10.0)
-    moved = face @ rotation.T + [0.1, -0.05, 0.2]
-    r, t = initial_pose(moved, face, "x")
-    np.testing.assert_allclose(moved @ r.T + t, face, atol=0.02)
+def _template_and_face(tmp_path, scale: float, rotation: np.ndarray, clutter: bool):
+    """The synthetic baseline face as template (model units) and another person's face written
+    as a mesh in an arbitrary unit, turned, optionally with shoulders below it. (Another person
+    would differ from the template in size as well: bench/fit_any.py measures that on built-in faces.)"""
+    from tests.baselines import make_face
+
+    template, _ = make_face(np.zeros(6), step=0.03)
+    vertices, faces = make_face(np.zeros(6), step=0.025)  # the template's person, meshed anew
+    if clutter:
+        blob = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+        blob.vertices = blob.vertices * [0.9, 0.3, 0.4] + [0.0, -1.8, -0.4]
+        faces = np.concatenate([faces, blob.faces + len(vertices)])
+        vertices = np.concatenate([vertices, blob.vertices])
+    trimesh.Trimesh(scale * vertices @ rotation.T + [3.0, -1.0, 2.0], faces, process=False).export(tmp_path / "s.ply")
+    return template
+
+
+@pytest.mark.parametrize("unit,scale", [("auto", 37.3), ("auto", 100.0), ("mm", 100.0)])
+def test_alignment_finds_scale_and_pose_and_crops_the_clutter(tmp_path, unit, scale):
+    rotation = random_rotation(np.random.default_rng(3), 35.0)
+    template = _template_and_face(tmp_path, scale, rotation, clutter=True)
+    before = (tmp_path / "s.ply").read_bytes()
+    target = file_target(tmp_path / "s.ply", "s", unit, "auto", "auto")
+    assert target.fit_pose and (target.unit == "auto") == (unit == "auto")
+    prepare_poses([target], lambda: template)
+    assert target.unit == ("arbitrary" if scale == 37.3 else "mm")
+    assert target.raw_to_input[0, 0] * scale == pytest.approx(1.0, rel=0.02)
+    assert target.alignment["coverage"] > 0.9 and target.alignment["scale_given"] == (unit != "auto")
+    angle = np.degrees(np.arccos(np.clip((np.trace(target.init_rotation @ rotation) - 1) / 2, -1, 1)))
+    assert angle < 2.0
+    moved = target.surface_points @ target.init_rotation.T + target.init_translation
+    assert np.linalg.norm(moved, axis=1).max() <= 1.0 + 1e-5  # the shoulders were cropped
+    assert (tmp_path / "s.ply").read_bytes() == before
+
+
+def test_alignment_refuses_what_matches_no_face(tmp_path):
+    from tests.baselines import make_face
+
+    template, _ = make_face(np.zeros(6), step=0.03)
+    sphere = trimesh.creation.icosphere(subdivisions=4, radius=0.9)  # the back of a head, as a dome
+    dome = sphere.submesh([np.flatnonzero(sphere.triangles_center[:, 2] > 0.1)], append=True)
+    dome.export(tmp_path / "dome.ply")
+    target = file_target(tmp_path / "dome.ply", "dome", "auto", "auto", "auto")
+    with pytest.raises(ImfaceError, match="no face found") as err:
+        prepare_poses([target], lambda: template)
+    assert "\n" not in str(err.value) and str(tmp_path / "dome.ply") in str(err.value)
 
 
 def test_crop_keeps_the_unit_sphere_and_refuses_far_points(data_dir):

@@ -12,7 +12,7 @@ import trimesh
 from imface import losses
 from imface.engine import fit_io
 from imface.engine.fit_inputs import FitTarget, processed_target
-from imface.engine.fitter import FitBatch, FitSettings, fit, fitted_mesh, optimise, per_scan_losses
+from imface.engine.fitter import TERMS, FitBatch, FitSettings, fit, fitted_mesh, optimise, per_scan_losses
 from imface.errors import ImfaceError
 from imface.ops.metrics import evaluate_reconstruction
 from tests.engine.synthetic_data import sphere_of
@@ -98,7 +98,7 @@ def test_batched_fit_equals_fitting_alone_and_same_identity_shares_z_id(tiny):
     targets = [_target(data_dir, n, flag) for n, flag in names]
     settings = _settings(steps=15)
     together, history = optimise(loaded.model, targets, settings, loaded.code_stats, loaded.experiment.loss)
-    assert history.shape == (15, 3, 6)
+    assert history.shape == (15, 3, len(TERMS))
     for row, target in enumerate(targets):
         alone, _ = optimise(loaded.model, [target], settings, loaded.code_stats, loaded.experiment.loss)
         torch.testing.assert_close(together.id_codes[row], alone.id_codes[0], atol=2e-4, rtol=1e-3)
@@ -115,7 +115,7 @@ def test_partial_point_cloud_without_normals_lowers_the_surface_sdf(tiny, tmp_pa
     centre, _ = sphere_of(3, "smile")
     front = surface[surface[:, 2] > centre[2]]  # one depth view: the front half only
     np.save(tmp_path / "scan.npy", front)
-    results = fit(loaded, tmp_path / "scan.npy", tmp_path / "fits", neutral="no", **FAST)
+    results = fit(loaded, tmp_path / "scan.npy", tmp_path / "fits", neutral="no", unit="model", **FAST)
     history = [json.loads(line) for line in (tmp_path / "fits/scan/loss_history.jsonl").read_text().splitlines()]
     assert len(history) == FAST["steps"] and history[0]["normal"] == 0.0
     assert np.mean([h["sdf"] for h in history[-5:]]) < 0.9 * history[0]["sdf"]
@@ -172,7 +172,7 @@ def test_landmark_free_raw_mesh_recovers_the_rigid_pose(tiny, tmp_path):
     offset_mm = np.array([12.0, -8.0, 15.0])
     raw = (front.vertices * 100.0) @ rotation.T + offset_mm  # a scan in mm, moved
     trimesh.Trimesh(raw, front.faces, process=False).export(tmp_path / "face.ply")
-    (result,) = fit(loaded, tmp_path / "face.ply", tmp_path / "fits", neutral="no",
+    (result,) = fit(loaded, tmp_path / "face.ply", tmp_path / "fits", neutral="no", unit="mm",
                     **{**FAST, "steps": 80})
     info = json.loads((tmp_path / "fits/face/fit.json").read_text())
     assert info["frames"]["unit"] == "mm" and info["frames"]["pose_fitted"]
@@ -236,7 +236,7 @@ def test_bad_point_inputs_raise_one_line_errors(tiny, tmp_path, case):
         points = np.random.default_rng(0).normal(size=(500, 3))
         np.save(path, 0.6 * points / np.linalg.norm(points, axis=1, keepdims=True) + [0, 0, 5.0])
     with pytest.raises(ImfaceError) as err:
-        fit(exp_dir, path, tmp_path / "fits", unit="model" if case == "wrong_unit" else "auto", **FAST)
+        fit(exp_dir, path, tmp_path / "fits", unit="model" if case in ("wrong_unit", "far_away") else "auto", **FAST)
     message = str(err.value)
     assert "\n" not in message and str(path) in message
     assert {"empty": "empty", "nan": "NaN", "wrong_unit": "check --unit", "far_away": "far outside"}[case] in message
@@ -307,3 +307,48 @@ def test_cli_fit_command(tiny, tmp_path):
     assert "skipped" in CliRunner().invoke(app, args).output
     bad = CliRunner().invoke(app, [*args[:-2], "--device", "tpu"])
     assert bad.exit_code != 0 and isinstance(bad.exception, ImfaceError)
+
+
+def test_robust_distance_stops_far_points_from_pulling(tiny):
+    data_dir, _, loaded = tiny
+    target = _target(data_dir, "001/2_smile", False)
+    settings = _settings(surface_points=256)
+    weights = loaded.experiment.loss
+    neutral, eye, zero = torch.tensor([False]), torch.eye(3)[None], torch.zeros(1, 3)
+
+    def gradient(offset: float, robust: float) -> torch.Tensor:
+        """d(sdf term)/d(exp code) with the last quarter of the surface samples pushed ``offset``
+        (model units) out along their normals: outliers 30 or 60 mm off the surface."""
+        batch = FitBatch([target], settings, torch.device("cpu"))
+        samples = batch.sample(0)
+        surface = samples["surface"].clone()
+        surface[:, 192:] = surface[:, 192:] + offset * samples["normals"][:, 192:]
+        samples["surface"] = surface
+        exps = loaded.code_stats["exp_mean"][None].clone().requires_grad_(True)
+        terms = per_scan_losses(loaded.model, batch, samples, loaded.code_stats["id_mean"][None], exps, neutral,
+                                eye, zero, weights, robust)
+        (grad,) = torch.autograd.grad(terms["sdf"].sum(), exps)
+        return grad
+
+    # With the truncation, outliers 30 or 60 mm out pull the same (not at all); without, they differ.
+    torch.testing.assert_close(gradient(0.3, 0.05), gradient(0.6, 0.05))
+    assert not torch.allclose(gradient(0.3, 0.0), gradient(0.6, 0.0))
+
+
+def test_code_prior_keeps_codes_near_the_training_mean(tiny):
+    data_dir, _, loaded = tiny
+    target = _target(data_dir, "004/2_smile", False)
+    stats = loaded.code_stats
+
+    from imface.engine.fitter import _mean_and_spread
+
+    mean, spread = _mean_and_spread(stats["exp_mean"], stats["exp_cov"], torch.device("cpu"))
+
+    def spread_units(state) -> float:  # the fit's own code units
+        return float(((state.exp_codes[0] - mean) / spread).norm())
+
+    free, history_free = optimise(loaded.model, [target], _settings(), stats, loaded.experiment.loss)
+    held, history_held = optimise(loaded.model, [target], _settings(code_prior=100.0), stats, loaded.experiment.loss)
+    prior = TERMS.index("prior")
+    assert (history_free[:, 0, prior] == 0).all() and history_held[-1, 0, prior] > 0
+    assert spread_units(held) < 0.5 * spread_units(free)

@@ -1,0 +1,98 @@
+"""imface.ops.rigid.similarity and imface.ops.similarity_search against known transforms."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+from imface.ops.rigid import DegenerateConfigurationError, random_rotation, similarity
+from imface.ops.similarity_search import rotation_starts, search_similarity
+from tests.baselines import make_face
+
+
+def _angle_deg(rotation: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1))))
+
+
+def _face_points(identity, count: int, seed: int) -> np.ndarray:
+    vertices, faces = make_face(identity, step=0.03)
+    return trimesh.sample.sample_surface(trimesh.Trimesh(vertices, faces), count, seed=seed)[0]
+
+
+def test_similarity_recovers_scale_rotation_and_shift_with_weights():
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(50, 3))
+    rotation = random_rotation(rng, 120.0)
+    target = 3.7 * source @ rotation.T + [1.0, -2.0, 0.5]
+    weights = rng.uniform(0.1, 1.0, 50)
+    target_bad = target.copy()
+    target_bad[:5] += 10.0  # zero-weight outliers must not matter
+    weights_bad = weights.copy()
+    weights_bad[:5] = 0.0
+    for tgt, w in ((target, None), (target, weights), (target_bad, weights_bad)):
+        scale, r, t = similarity(source, tgt, w)
+        assert scale == pytest.approx(3.7, rel=1e-9)
+        np.testing.assert_allclose(r, rotation, atol=1e-9)
+        np.testing.assert_allclose(t, [1.0, -2.0, 0.5], atol=1e-9)
+    with pytest.raises(DegenerateConfigurationError):
+        similarity(source[:2], target[:2])
+
+
+def test_rotation_starts_are_proper_rotations():
+    starts = rotation_starts(30.0)
+    assert len(starts) == 27 and len(rotation_starts(0.0)) == 1
+    np.testing.assert_allclose(starts[0], np.eye(3))
+    for r in starts:
+        np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+        assert np.linalg.det(r) == pytest.approx(1.0)
+    # every rotation of up to 40 degrees is within 25 degrees of a start
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        turn = random_rotation(rng, 40.0)
+        assert min(_angle_deg(turn @ r.T) for r in starts) < 25.0
+
+
+@pytest.mark.parametrize("scale, angle, seed", [(100.0, 35.0, 1), (0.043, 25.0, 2), (7.3, 40.0, 3)])
+def test_search_finds_scale_and_pose_of_a_turned_face_in_any_unit_with_clutter(scale, angle, seed):
+    rng = np.random.default_rng(seed)
+    template = _face_points(np.zeros(6), 4000, seed=0)
+    face = _face_points(np.zeros(6), 6000, seed=seed)  # the template's person, sampled anew
+    # shoulders-like clutter below the face: a blob 2.2 units down (outside the crop sphere)
+    shoulders = rng.normal(size=(3000, 3)) * [0.9, 0.3, 0.4] + [0.0, -2.2, -0.4]
+    rotation = random_rotation(rng, angle)
+    shift = rng.uniform(-1, 1, 3) * scale
+    cloud = scale * np.concatenate([face, shoulders]) @ rotation.T + shift
+    found = search_similarity(cloud, template)
+    assert abs(found.scale * scale - 1) < 0.01  # model units per input unit
+    assert _angle_deg(found.rotation @ rotation) < 2.0
+    moved = found.scale * cloud[: len(face)] @ found.rotation.T + found.translation
+    assert np.abs(moved - face).max() < 0.05  # back where the face was, within 5 mm
+    assert found.coverage > 0.9 and found.residual < 0.03
+    # another person has no exact pose or size relative to the template (their nose, chin and
+    # width differ); the search still lands within a few degrees and percent
+    other = scale * _face_points(rng.normal(0, 0.15, 6), 6000, seed=seed) @ rotation.T + shift
+    found = search_similarity(other, template)
+    assert _angle_deg(found.rotation @ rotation) < 5.0 and abs(found.scale * scale - 1) < 0.06
+
+
+def test_search_with_a_known_scale_only_turns_and_shifts():
+    rng = np.random.default_rng(4)
+    template = _face_points(np.zeros(6), 3000, seed=0)
+    rotation = random_rotation(rng, 30.0)
+    cloud = template @ rotation.T + [0.2, 0.1, -0.3]
+    found = search_similarity(cloud, template, scale=1.0)
+    assert found.scale == 1.0
+    assert _angle_deg(found.rotation @ rotation) < 1.0
+
+
+def test_a_sphere_cap_is_a_poor_match_to_a_face():
+    rng = np.random.default_rng(5)
+    template = _face_points(np.zeros(6), 3000, seed=0)
+    cap = rng.normal(size=(8000, 3))
+    cap = 0.9 * cap / np.linalg.norm(cap, axis=1, keepdims=True)
+    cap = cap[cap[:, 2] > 0.0]
+    face = search_similarity(_face_points(np.zeros(6), 3000, seed=7), template)
+    sphere = search_similarity(cap, template)
+    assert sphere.residual > 2 * face.residual
+    with pytest.raises(ValueError, match="at least 10"):
+        search_similarity(cap[:5], template)
