@@ -56,11 +56,17 @@ def test_a_turned_mesh_in_mm_and_a_cloud_in_an_odd_unit_are_fitted_and_scored(ba
             assert (out / name / file).is_file(), (name, file)
         info = json.loads((out / name / "fit.json").read_text())
         assert info["frames"]["alignment"]["coverage"] > 0.8
-        fitted = read_mesh(out / name / "mesh.ply").vertices
-        # model space is the pose's frame: compare after the rigid map found from the mesh
-        inside = np.linalg.norm(registered, axis=1) < 0.9
-        assert np.sqrt(np.mean(np.sum((fitted - registered)[inside] ** 2, 1))) < \
-            0.6 * np.sqrt(np.mean(np.sum((start - registered)[inside] ** 2, 1))), name
+    # the mm mesh (known scale): the fitted shape is near the truth's, up to the rigid pose the
+    # search chose (a person's pose against the mean face is not the canonical frame exactly)
+    from imface.ops.rigid import apply_rigid, kabsch
+
+    inside = np.linalg.norm(registered, axis=1) < 0.9
+
+    def shape_error(vertices: np.ndarray) -> float:
+        moved = apply_rigid(vertices, *kabsch(vertices[inside], registered[inside]))
+        return float(np.sqrt(np.mean(np.sum((moved - registered)[inside] ** 2, 1))))
+
+    assert shape_error(read_mesh(out / "a" / "mesh.ply").vertices) < 0.6 * shape_error(start)
     raw = read_mesh(out / "a" / "mesh_raw.ply").vertices  # back in the input's frame and mm
     assert np.linalg.norm(raw.mean(axis=0) - (100 * registered @ rotation.T + [5, -3, 40]).mean(axis=0)) < 5.0
     summary = evaluate_folder(out, num_points=5000)  # no --data: against their own inputs
