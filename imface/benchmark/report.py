@@ -236,7 +236,9 @@ def report_text(results: dict[str, Any]) -> str:
         "real data gives a linear model that. **Paper conditions**: the FLAME-like model (identity, expression, "
         "jaw) on a topology decimated to FLAME's resolution, fitted to the full-resolution scans, as the paper "
         "fits FLAME; its training meshes are still exactly registered. Footprint columns count only the "
-        "reconstruction points whose frontal projection falls on the ground truth.", "",
+        "reconstruction points whose frontal projection falls on the ground truth. Fit s/scan: ImFace fits "
+        "run in the benchmark's process (all its threads); baseline fits run side by side on one-thread "
+        "processes, so theirs is one thread's time.", "",
         *_table([{**r, "name": f"{r['name']} (oracle registration)"} for r in oracle]
                 + [{**r, "name": f"{r['name']} (paper conditions, {r.get('vertices') or '?'} vertices)"} for r in paper]
                 + table1, with_times=True), "",

@@ -37,7 +37,9 @@ class SimilarityFit:
     """The best similarity found. scale: template units per input unit; rotation (3, 3) and
     translation (3,) with ``template ~= scale * x @ R.T + t``; residual: the score, the mean of
     the two directions' mean truncated distance (template units); coverage: share of template
-    points with an input point within ``inlier_distance``; ambiguity: best score over the score
+    points with an input point within ``inlier_distance``; nose_coverage: the same for the template
+    points within 3 cm (0.3 template units) of its frontmost point, the nose, which the back of a
+    head or a cheek cannot match; ambiguity: best score over the score
     of the best *different* solution (another scale by > 5%, pose by > 5 degrees or 1 cm); near 1
     means two readings of the input fit about equally well; starts: starts tried."""
 
@@ -46,6 +48,7 @@ class SimilarityFit:
     translation: np.ndarray
     residual: float
     coverage: float
+    nose_coverage: float
     ambiguity: float
     starts: int
 
@@ -164,11 +167,11 @@ def search_similarity(
     crop_radius: float = 1.0,
     start_angle_deg: float = 30.0,
     scale_factors: tuple[float, ...] = SCALE_FACTORS,
-    coarse_points: int = 500,
+    coarse_points: int = 1500,
     fine_points: int = 6000,
     coarse_iterations: int = 8,
     fine_iterations: int = 100,
-    keep: int = 4,
+    keep: int = 8,
     inlier_distance: float = 0.05,
     seed: int = 0,
 ) -> SimilarityFit:
@@ -224,8 +227,10 @@ def search_similarity(
     best_score, best = refined[0]
     others = [s for s, p in refined[1:] if _different(best, p, template_centre)]
     to_input = problem.distances(*best, fine)[1]
+    nose = np.linalg.norm(template - template_front, axis=1) <= 0.3
     return SimilarityFit(
         scale=float(best[0]), rotation=best[1], translation=best[2], residual=best_score,
         coverage=float(np.mean(to_input <= inlier_distance)),
+        nose_coverage=float(np.mean(to_input[nose] <= inlier_distance)),
         ambiguity=float(best_score / min(others)) if others else 0.0, starts=len(candidates),
     )
