@@ -288,7 +288,7 @@ def run_benchmark(data_dir: str | Path, bench_dir: str | Path, config: Benchmark
                   progress: bool = True, workers: int | None = None) -> Path:
     """Run (or resume) every stage into ``bench_dir``; returns the path of ``report.md``.
 
-    ``workers``: processes for the baseline fits and threads for scoring (default: the
+    ``workers``: one-thread processes for the baseline fits and the scoring (default: the
     thread count of :func:`imface.threads.set_threads`); results do not depend on it.
     """
     from imface.benchmark.curves import evaluate_intermediate, fit_intermediate, write_curve_figure

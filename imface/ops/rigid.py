@@ -107,39 +107,6 @@ def kabsch(
     return rotation, translation
 
 
-def similarity(
-    source: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None,
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """Weighted least-squares similarity (Umeyama): scale, rotation and translation.
-
-    Minimises ``sum_i w_i |s source_i @ R.T + t - target_i|^2``. The optimal rotation does not
-    depend on the scale, so it is :func:`kabsch`'s; then ``s = sum w <R c_s, c_t> / sum w |c_s|^2``
-    on the centred points.
-
-    Args:
-        source: (N, 3) points to move; target: (N, 3) their partners, any units (the scale
-            converts one into the other); weights: optional (N,) non-negative.
-
-    Returns:
-        s (> 0, target units per source unit), R (3, 3) proper rotation, t (3,) with
-        ``target ~= s * source @ R.T + t``.
-
-    Raises:
-        the errors of :func:`kabsch`, and DegenerateConfigurationError when the best scale
-        is not positive (the point sets do not correspond).
-    """
-    rotation, _ = kabsch(source, target, weights)
-    source, target = as_points("source", source), as_points("target", target)
-    w = np.ones(len(source)) if weights is None else np.asarray(weights, dtype=np.float64)
-    w = w / w.sum()
-    source_centred, target_centred = source - w @ source, target - w @ target
-    scale = float(w @ np.einsum("ij,ij->i", source_centred @ rotation.T, target_centred)
-                  / (w @ np.einsum("ij,ij->i", source_centred, source_centred)))
-    if not scale > 0:
-        raise DegenerateConfigurationError(f"the best similarity has scale {scale:.3g}: the points do not correspond")
-    return scale, rotation, w @ target - scale * (w @ source) @ rotation.T
-
-
 def apply_rigid(points: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
     """Apply ``x' = R x + t`` to (N, 3) points (returns (N, 3) float64)."""
     points = np.asarray(points, dtype=np.float64)

@@ -1,11 +1,11 @@
-"""imface.ops.rigid.similarity and imface.ops.similarity_search against known transforms."""
+"""imface.ops.similarity_search against known transforms."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import trimesh
 
-from imface.ops.rigid import DegenerateConfigurationError, random_rotation, similarity
+from imface.ops.rigid import random_rotation
 from imface.ops.similarity_search import rotation_starts, search_similarity
 from tests.baselines import make_face
 
@@ -17,25 +17,6 @@ def _angle_deg(rotation: np.ndarray) -> float:
 def _face_points(identity, count: int, seed: int) -> np.ndarray:
     vertices, faces = make_face(identity, step=0.03)
     return trimesh.sample.sample_surface(trimesh.Trimesh(vertices, faces), count, seed=seed)[0]
-
-
-def test_similarity_recovers_scale_rotation_and_shift_with_weights():
-    rng = np.random.default_rng(0)
-    source = rng.normal(size=(50, 3))
-    rotation = random_rotation(rng, 120.0)
-    target = 3.7 * source @ rotation.T + [1.0, -2.0, 0.5]
-    weights = rng.uniform(0.1, 1.0, 50)
-    target_bad = target.copy()
-    target_bad[:5] += 10.0  # zero-weight outliers must not matter
-    weights_bad = weights.copy()
-    weights_bad[:5] = 0.0
-    for tgt, w in ((target, None), (target, weights), (target_bad, weights_bad)):
-        scale, r, t = similarity(source, tgt, w)
-        assert scale == pytest.approx(3.7, rel=1e-9)
-        np.testing.assert_allclose(r, rotation, atol=1e-9)
-        np.testing.assert_allclose(t, [1.0, -2.0, 0.5], atol=1e-9)
-    with pytest.raises(DegenerateConfigurationError):
-        similarity(source[:2], target[:2])
 
 
 def test_rotation_starts_are_proper_rotations():
