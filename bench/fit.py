@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from imface.config import DEFAULT_FIT_SPACE_POINTS  # noqa: E402  (after the path set-up)
+from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_SPACE_POINTS  # noqa: E402  (after the path set-up)
 
 
 def _chamfer(model, state, gt, resolution: int, points: int) -> float:
@@ -73,7 +73,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="train a tiny model on synthetic spheres and use it")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=200, help="fast fit steps")
-    parser.add_argument("--lr", type=float, default=0.1, help="code lr in units of the training codes' spread")
+    parser.add_argument("--lr", type=float, default=DEFAULT_FIT_LR, help="code lr in units of the training codes' spread")
     parser.add_argument("--points", type=int, default=2048, help="surface samples per step")
     parser.add_argument("--space-points", type=int, default=DEFAULT_FIT_SPACE_POINTS, help="free-space samples per step")
     parser.add_argument("--ref-steps", type=int, default=3000)

@@ -16,6 +16,10 @@ from imface.errors import ImfaceError
 #: trained on mostly surface samples is best fitted the same way: on held-out validation scans,
 #: fits with many free-space samples ended further from the scan (README "Training recipe").
 DEFAULT_FIT_SPACE_POINTS = 256
+#: Default Adam lr of a fit's codes, in units of the training codes' spread (``imface fit --lr``).
+#: Chosen on held-out validation identities of the benchmark data (README "Training recipe"):
+#: at 0.1 the 150-step fits had not converged (0.1 -> 1.0 was better on 32 of 32 scans, two models).
+DEFAULT_FIT_LR = 1.0
 
 _WARPS = ("se3", "translation")
 _DEFORMATIONS = ("disentangled", "joint")

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from imface.config import DEFAULT_FIT_SPACE_POINTS
+from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_SPACE_POINTS
 from imface.errors import ImfaceError
 from imface.io.atomic import write_text
 
@@ -47,6 +47,7 @@ class BenchmarkConfig:
     fit_steps: int = 200
     fit_points: int = 2048
     fit_space_points: int = DEFAULT_FIT_SPACE_POINTS
+    fit_lr: float = DEFAULT_FIT_LR  # code lr in units of the training codes' spread
     # Learning curves: each variant is also scored at these fractions of train_steps (and at 1),
     # for the first curve_seeds seeds (0: all).
     curve_fractions: list[float] = field(default_factory=lambda: [0.25, 0.5])
@@ -79,6 +80,8 @@ class BenchmarkConfig:
         for name in ("train_steps", "fit_steps", "fit_points", "fit_resolution", "eval_points", "baseline_fit_points"):
             if getattr(self, name) < 1:
                 raise ImfaceError(None, f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.fit_lr > 0:
+            raise ImfaceError(None, f"fit_lr must be > 0, got {self.fit_lr}")
         if any(not 0 < f < 1 for f in self.curve_fractions):
             raise ImfaceError(None, f"curve_fractions must lie strictly between 0 and 1, got {self.curve_fractions}")
         if self.test_scans < 0 or any(k < 1 for k in self.pca_sizes):

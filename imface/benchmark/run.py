@@ -180,7 +180,7 @@ def _fit_variants(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scan
             started = time.perf_counter()
             results = fit(bench_dir / "imface" / variant / f"seed-{seed}", data_dir, fits_dir, split="test",
                           scans=scans, steps=config.fit_steps, points=config.fit_points,
-                          space_points=config.fit_space_points,
+                          space_points=config.fit_space_points, lr=config.fit_lr,
                           resolution=config.fit_resolution, seed=seed, landmarks=False, device=device,
                           metrics_points=0)  # the evaluate stage scores them with the full protocol
             seconds = time.perf_counter() - started

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from imface.config import DEFAULT_FIT_SPACE_POINTS
+from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_SPACE_POINTS
 
 
 def fit(
@@ -21,7 +21,7 @@ def fit(
     points: int = typer.Option(2048, "--points", min=16, help="Surface samples per scan and step."),
     space_points: int = typer.Option(DEFAULT_FIT_SPACE_POINTS, "--space-points", min=1,
                                      help="Free-space samples per scan and step (jittered surface points for point clouds)."),
-    lr: float = typer.Option(0.1, "--lr", help="Adam lr of the codes, in units of the training codes' spread."),
+    lr: float = typer.Option(DEFAULT_FIT_LR, "--lr", help="Adam lr of the codes, in units of the training codes' spread."),
     landmarks: bool = typer.Option(True, "--landmarks/--no-landmarks", help="Use the scans' landmarks when they have them."),
     resolution: int = typer.Option(128, "--resolution", min=16, help="Marching-cubes grid of the fitted meshes."),
     split: str = typer.Option("test", "--split", help="train | test | all: which scans of a processed dataset."),

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from imface.config import DEFAULT_FIT_SPACE_POINTS
+from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_SPACE_POINTS
 from imface.engine import fit_io
 from imface.engine.fit_inputs import FitTarget
 from imface.engine.fit_io import ScanFit
@@ -47,7 +47,7 @@ class FitSettings:
     codes' spread (0: only the paper's embedding term)."""
 
     steps: int = 200
-    lr: float = 0.1
+    lr: float = DEFAULT_FIT_LR
     final_lr_fraction: float = 0.05
     pose_lr: float = 2.0e-3
     surface_points: int = 2048
@@ -309,7 +309,7 @@ def _run_settings(settings: FitSettings, model_path: Path, same_identity: bool, 
 
 def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: int = 200, points: int = 2048,
         space_points: int = DEFAULT_FIT_SPACE_POINTS,
-        lr: float = 0.1, landmarks: bool = True, resolution: int = 128, split: str = "test",
+        lr: float = DEFAULT_FIT_LR, landmarks: bool = True, resolution: int = 128, split: str = "test",
         scans: list[str] | None = None, neutral: str = "auto", unit: str = "auto", pose: str = "auto",
         device: str = "cpu", batch_size: int = 16, seed: int = 0, metrics_points: int = 50_000,
         preview: bool = False, progress: bool = False, robust_distance: float = 0.0,

@@ -66,6 +66,10 @@ def test_presets_validate_and_bad_values_are_refused():
     config.variants = ["full", "no-such"]
     with pytest.raises(ImfaceError, match="unknown variant"):
         config.validate()
+    config = benchmark_preset("tiny")
+    config.fit_lr = 0.0
+    with pytest.raises(ImfaceError, match="fit_lr must be > 0"):
+        config.validate()
 
 
 def _row(kind, latent, chamfer, fscore=50.0):
