@@ -5,9 +5,10 @@ baseline, the benchmark builds the same model without them, fits ``validation_sc
 their scans with every value of ``regularisation_grid`` and keeps the value with the lowest
 mean Chamfer (cropped like the ground truth, ICP, ``VALIDATION_EVAL_POINTS`` samples). The
 final baselines are then built from all training identities and fitted to the test scans
-with the chosen values. ImFace's fit settings (steps, points, free-space samples, lr) were
-chosen the same way, once, with ``bench/recipe_curves.py`` on a separate tuning dataset
-(``imface data bfm --seed 1``: other people), see README "Training recipe".
+with the chosen values. ImFace's fit settings were chosen the same way, once: the free-space
+samples with ``bench/recipe_curves.py`` on a separate tuning dataset (``imface data bfm --seed
+1``: other people), the code lr with ``bench/fit_settings.py`` on models trained without the
+validation identities (``bench/validation_view.py``); see README "Training recipe".
 
 Folder: ``<bench>/validation/`` with ``baselines/``, ``fits/<model>/reg-<value>/<scan>/`` and
 ``chosen.json`` (identities, scans, per-model scores per value, the chosen value).
