@@ -1,0 +1,53 @@
+"""One ImFace `full` model on a benchmark's test scans, without the rest of the benchmark: train
+the `cpu` preset for ``--steps`` steps (seed ``--seed``), fit the benchmark's ``--scans`` test scans
+with the `cpu` benchmark preset's fit settings (150 steps, 1,024 points, no landmarks) and score
+them with its protocol (250k points, crop, ICP). For a quick test-set figure of a recipe already
+chosen on validation identities (minutes, against the benchmark's hour); never for choosing.
+
+    PYTHONPATH=. python bench/imface_test_scans.py --data bench_out/processed --out runs/testcheck --seed 0
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--scans", type=int, default=10)
+    args = parser.parse_args()
+
+    from imface.threads import set_threads
+
+    set_threads(2)
+    from imface.benchmark.run import choose_test_scans
+    from imface.engine.config import apply_overrides, preset
+    from imface.engine.fitter import fit
+    from imface.engine.trainer import train
+    from imface.eval.evaluate import evaluate_folder
+    from imface.io.manifest import read_manifest
+
+    exp = args.out / f"seed-{args.seed}"
+    config = apply_overrides(preset("cpu"), [f"train.seed={args.seed}"])
+    config.train.max_minutes, config.train.max_steps = 0.0, args.steps
+    if not (exp / "checkpoints" / f"step-{args.steps:08d}.safetensors").is_file():
+        train(config, args.data, exp, resume=(exp / "config.yaml").is_file(), progress=False)
+    scans = choose_test_scans(read_manifest(args.data), args.scans)
+    fits = args.out / f"fits-{args.seed}"
+    fit(exp, args.data, fits, split="test", scans=scans, steps=150, points=1024, seed=args.seed, landmarks=False,
+        metrics_points=0)
+    summary = evaluate_folder(fits, fits / "eval", data_dir=args.data, num_points=250_000)
+    print(f"test Chamfer {summary.overall['chamfer_mm']['mean']:.3f} mm, "
+          f"F@1mm {summary.overall['fscore@1mm']['mean']:.2f}% ({len(scans)} scans, seed {args.seed})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
