@@ -56,8 +56,8 @@ def fit_intermediate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, s
                 did = True
                 model = load_pretrained(exp_dir, device, weights=ckpt.checkpoint_path(exp_dir, step))
                 fit(model, data_dir, fits_dir, split="test", scans=scans, steps=config.fit_steps,
-                    points=config.fit_points, space_points=config.fit_space_points, lr=config.fit_lr, resolution=config.fit_resolution,
-                    seed=seed, landmarks=False, device=device, metrics_points=0)
+                    points=config.fit_points, space_points=config.fit_space_points, lr=config.fit_lr,
+                    resolution=config.fit_resolution, seed=seed, landmarks=False, device=device, metrics_points=0)
                 marker.write_text(json.dumps({"scans": scans, "step": step}))
     return did
 
