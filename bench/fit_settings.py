@@ -39,6 +39,7 @@ def main() -> int:
     parser.add_argument("--fit-steps", type=int, default=150)
     parser.add_argument("--fit-lr", type=float, default=0.1, help="code lr (0.1: the default before 2026-12-03)")
     parser.add_argument("--fit-points", type=int, default=1024)
+    parser.add_argument("--resolution", type=int, default=128, help="grid of the fitted meshes")
     parser.add_argument("--train-scans", type=int, default=0, help="fit this many training scans instead")
     parser.add_argument("--own-codes", action="store_true", help="also score the training scans' own codes")
     args = parser.parse_args()
@@ -71,7 +72,7 @@ def main() -> int:
     fits = exp / f"fits-{args.fit}"
     started = time.perf_counter()
     results = fit(exp, args.data, fits, split=split, scans=scans, landmarks=False, seed=0, steps=args.fit_steps,
-                  points=args.fit_points, lr=args.fit_lr, metrics_points=50_000)
+                  points=args.fit_points, lr=args.fit_lr, metrics_points=50_000, resolution=args.resolution)
     fit_seconds = time.perf_counter() - started
     rows = {}
     for result in results:
