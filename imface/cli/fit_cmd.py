@@ -37,6 +37,8 @@ def fit(
                                  "farther than this from the fitted surface stop pulling (clutter, outliers); 0: off."),
     code_prior: float = typer.Option(0.0, "--code-prior", min=0.0, help="Weight of a Mahalanobis prior on the codes "
                                      "(training codes' mean and spread); 0: off."),
+    scale_lr: float = typer.Option(0.0, "--scale-lr", min=0.0, help="Adam lr of the log-scale of inputs whose unit "
+                                   "was searched (--unit auto), refined with the codes and pose; 0: keep the search's."),
     preview: bool = typer.Option(False, "--preview", help="Write per scan preview.png (target | fit | error, front "
                                  "and side) and a contact sheet OUT/preview.png."),
 ) -> None:
@@ -50,7 +52,8 @@ def fit(
     results = run_fit(model, list(inputs), out, same_identity=same_identity, steps=steps, points=points, space_points=space_points, lr=lr,
                       landmarks=landmarks, resolution=resolution, split=split, scans=names, neutral=neutral,
                       unit=unit, pose=pose, device=device, batch_size=batch_size, seed=seed, preview=preview,
-                      progress=True, robust_distance=robust / 100.0, code_prior=code_prior)
+                      progress=True, robust_distance=robust / 100.0, code_prior=code_prior,
+                      scale_lr=scale_lr)
     for result in results:
         chamfer = "" if not result.metrics else f"  chamfer {result.metrics['chamfer_mm']:.3f} mm"
         state = "skipped (already fitted)" if result.skipped else f"{result.seconds:.1f} s"

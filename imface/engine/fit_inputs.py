@@ -69,6 +69,7 @@ class FitTarget:
     raw_meta: dict | None = None
     reference: tuple[np.ndarray, np.ndarray] | None = None
     fit_pose: bool = False
+    fit_scale: bool = False  # the search found the unit: the fit may refine the scale (FitSettings.scale_lr)
     unit: str = "model"  # model | mm | cm | m | arbitrary (a scale found by the search) | auto (not yet found)
     raw_to_input: np.ndarray = field(default_factory=lambda: np.eye(4))
     alignment: dict | None = None  # what the similarity search found (scale, residual, coverage, ...)
@@ -456,6 +457,7 @@ def align_to_mean_face(target: FitTarget, template: np.ndarray) -> None:
                           f"{100 * found.residual:.1f} mm (<= {100 * MAX_FACE_RESIDUAL:.1f}); the back of a head, "
                           "a face seen from more than about 40 degrees, or not a face")
     if not scale_given:
+        target.fit_scale = True
         target.unit = unit_of_scale(found.scale)
         target.raw_to_input = np.diag([found.scale, found.scale, found.scale, 1.0])
         target.surface_points = (target.surface_points * found.scale).astype(np.float32)
@@ -466,6 +468,27 @@ def align_to_mean_face(target: FitTarget, template: np.ndarray) -> None:
     target.alignment = {"scale": scale, "mm_per_input_unit": scale * UNIT_TO_MM["model"], "unit": target.unit,
                         "scale_given": scale_given, "residual_mm": 100 * found.residual, "coverage": found.coverage,
                         "nose_coverage": found.nose_coverage, "ambiguity": found.ambiguity, "starts": found.starts}
+
+
+def rescale_target(target: FitTarget, factor: float) -> None:
+    """Scale the target's input frame by ``factor`` (a scale the fit refined: the input maps to
+    model space as ``factor * R x + t``, which is ``R (factor x) + t``), so the rigid pose stays
+    valid; the alignment keeps the search's scale beside the refined one."""
+    target.surface_points = (target.surface_points * factor).astype(np.float32)
+    if target.space_points is not None:
+        target.space_points = (target.space_points * factor).astype(np.float32)
+        target.space_sdf = (target.space_sdf * factor).astype(np.float32)
+    if target.landmarks is not None:
+        target.landmarks = (target.landmarks * factor).astype(np.float32)
+    if target.reference is not None:
+        target.reference = (target.reference[0] * factor, target.reference[1])
+    target.raw_to_input = np.diag([factor, factor, factor, 1.0]) @ target.raw_to_input
+    scale = float(target.raw_to_input[0, 0])
+    target.unit = unit_of_scale(scale)
+    if target.alignment is not None:
+        target.alignment = {**target.alignment, "search_scale": target.alignment["scale"], "scale": scale,
+                            "mm_per_input_unit": scale * UNIT_TO_MM["model"], "unit": target.unit,
+                            "scale_refined": factor}
 
 
 def crop_to_model_sphere(target: FitTarget, rotation: np.ndarray, translation: np.ndarray) -> None:

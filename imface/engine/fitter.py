@@ -44,7 +44,9 @@ class FitSettings:
     fitted surface stop pulling (truncated L1) in the second half of the fit, once the codes
     have found the face: clutter the crop kept (hair, a collar) and outliers. ``code_prior``:
     weight of a Mahalanobis prior on the codes, the mean squared code in units of the training
-    codes' spread (0: only the paper's embedding term)."""
+    codes' spread (0: only the paper's embedding term). ``scale_lr``: Adam lr of the log-scale
+    of scans whose unit the similarity search found (``--unit auto``), refined with the codes and
+    the pose (0: the search's scale is kept)."""
 
     steps: int = 200
     lr: float = DEFAULT_FIT_LR
@@ -58,6 +60,7 @@ class FitSettings:
     seed: int = 0
     robust_distance: float = 0.0
     code_prior: float = 0.0
+    scale_lr: float = 0.0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -66,13 +69,15 @@ class FitSettings:
 @dataclass
 class FitState:
     """Current (or final) values for B scans: id_codes (B, d_id), exp_codes (B, d_exp),
-    neutral (B,) bool, rotation (B, 3, 3), translation (B, 3) (input frame -> model space)."""
+    neutral (B,) bool, rotation (B, 3, 3), translation (B, 3) and scale (B,): the input frame maps
+    to model space as ``scale * rotation @ x + translation`` (scale 1 unless refined)."""
 
     id_codes: torch.Tensor
     exp_codes: torch.Tensor
     neutral: torch.Tensor
     rotation: torch.Tensor
     translation: torch.Tensor
+    scale: torch.Tensor
 
 
 def _padded(arrays: list[np.ndarray | None], width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,8 +158,9 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def per_scan_losses(model: torch.nn.Module, batch: FitBatch, samples: dict[str, torch.Tensor], id_codes: torch.Tensor,
                     exp_codes: torch.Tensor, neutral: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor,
-                    weights, robust_distance: float = 0.0) -> dict[str, torch.Tensor]:
-    """Weighted Eq. 17 terms per scan, each (B,). Points are posed into model space first.
+                    weights, robust_distance: float = 0.0, scale: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Weighted Eq. 17 terms per scan, each (B,). Points are posed into model space first
+    (``scale`` (B,) times the rotated points plus the translation; None: 1).
 
     The per-point terms are those of :mod:`imface.losses` (|f - s|, 1 - cos, | |grad| - 1 |,
     z^2, L1 of landmarks) written as per-scan masked means, so scans do not mix (a single
@@ -162,7 +168,8 @@ def per_scan_losses(model: torch.nn.Module, batch: FitBatch, samples: dict[str, 
     """
     surface, slot = samples["surface"], samples["slot"]
     ns = surface.shape[1]
-    points = torch.cat((surface, slot), dim=1) @ rotation.transpose(1, 2) + translation[:, None, :]
+    scale = torch.ones_like(translation[:, 0]) if scale is None else scale
+    points = scale[:, None, None] * (torch.cat((surface, slot), dim=1) @ rotation.transpose(1, 2)) + translation[:, None, :]
     out = model.evaluate(points, id_codes, exp_codes, neutral, with_gradients=True)
     f, gradient = out.sdf, out.gradient
     has_space = batch.has_space[:, None]
@@ -172,7 +179,7 @@ def per_scan_losses(model: torch.nn.Module, batch: FitBatch, samples: dict[str, 
     if robust_distance > 0:  # truncated L1: farther points add a constant, no gradient
         inlier = surface_error.detach() <= robust_distance
         surface_error = torch.where(inlier, surface_error, torch.full_like(surface_error, robust_distance))
-    sdf_error = torch.cat((surface_error, (f[:, ns:] - samples["sdf"]).abs()), dim=1)
+    sdf_error = torch.cat((surface_error, (f[:, ns:] - scale[:, None] * samples["sdf"]).abs()), dim=1)
     sdf_mask = torch.cat((torch.ones_like(f[:, :ns], dtype=torch.bool), has_space.expand(-1, nq)), dim=1)
     normals = samples["normals"] @ rotation.transpose(1, 2)
     grad_targets = samples["grad"] @ rotation.transpose(1, 2)
@@ -231,6 +238,8 @@ def optimise(model: torch.nn.Module, targets: list[FitTarget], settings: FitSett
     exp_codes_u = torch.zeros(count, exp_mean.shape[0], device=device, requires_grad=True)
     neutral = torch.tensor([t.neutral for t in targets], device=device)
     twist = torch.zeros(count, 6, device=device, requires_grad=True)
+    log_scale = torch.zeros(count, device=device, requires_grad=True)
+    scale_mask = torch.tensor([t.fit_scale for t in targets], device=device, dtype=torch.float32)
     pose_mask = torch.tensor([t.fit_pose for t in targets], device=device, dtype=torch.float32)[:, None]
     rotation0 = torch.tensor(np.stack([t.init_rotation for t in targets]), dtype=torch.float32, device=device)
     translation0 = torch.tensor(np.stack([t.init_translation for t in targets]), dtype=torch.float32, device=device)
@@ -240,20 +249,31 @@ def optimise(model: torch.nn.Module, targets: list[FitTarget], settings: FitSett
         return id_mean + id_std * id_table_u[group_index], exp_mean + exp_std * exp_codes_u
     if bool(pose_mask.any()):
         param_groups.append({"params": [twist], "lr": settings.pose_lr})
+    if settings.scale_lr > 0 and bool(scale_mask.any()):
+        param_groups.append({"params": [log_scale], "lr": settings.scale_lr})
+    # The scale acts about each scan's centroid as first posed (a fixed model-space point), not
+    # about the input's origin, which may lie far away and would tie the scale to the translation.
+    centroids = torch.tensor(np.stack([t.surface_points.mean(axis=0) for t in targets]), dtype=torch.float32,
+                             device=device)
+    pivot = (rotation0 @ centroids[..., None])[..., 0] + translation0
     optimiser = torch.optim.Adam(param_groups)
     base = [g["lr"] for g in optimiser.param_groups]
 
-    def pose() -> tuple[torch.Tensor, torch.Tensor]:
+    def pose() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """rotation (B, 3, 3), translation (B, 3), scale (B,): input -> model is scale * R x + t."""
         motion = se3_exp(twist * pose_mask)
         rot, shift = motion[:, :3, :3], motion[:, :3, 3]
-        return rot @ rotation0, (rot @ translation0[..., None])[..., 0] + shift
+        scale = torch.exp(log_scale * scale_mask)
+        shift = (rot @ translation0[..., None])[..., 0] + shift
+        # pivot + scale * (R x + shift - pivot)
+        return rot @ rotation0, scale[:, None] * shift + (1 - scale[:, None]) * pivot, scale
 
     def state() -> FitState:
         with torch.no_grad():
-            rot, shift = pose()
+            rot, shift, scale = pose()
             ids, exps = codes()
             return FitState(ids.detach().clone(), exps.detach().clone(), neutral.clone(),
-                            rot.detach().clone(), shift.detach().clone())
+                            rot.detach().clone(), shift.detach().clone(), scale.detach().clone())
 
     history = np.zeros((settings.steps, count, len(TERMS)), dtype=np.float32)
     if callback is not None:
@@ -263,10 +283,11 @@ def optimise(model: torch.nn.Module, targets: list[FitTarget], settings: FitSett
         factor = settings.final_lr_fraction + (1 - settings.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
         for group, lr in zip(optimiser.param_groups, base):
             group["lr"] = lr * factor
-        rot, shift = pose()
+        rot, shift, scale = pose()
         ids, exps = codes()
         robust = settings.robust_distance if progress >= 0.5 else 0.0
-        terms = per_scan_losses(model, batch, batch.sample(step), ids, exps, neutral, rot, shift, loss_weights, robust)
+        terms = per_scan_losses(model, batch, batch.sample(step), ids, exps, neutral, rot, shift, loss_weights, robust,
+                                scale)
         if settings.code_prior > 0:
             terms["prior"] = settings.code_prior * (id_table_u[group_index].square().mean(dim=1)
                                                     + exp_codes_u.square().mean(dim=1) * (~neutral).float())
@@ -313,7 +334,7 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         scans: list[str] | None = None, neutral: str = "auto", unit: str = "auto", pose: str = "auto",
         device: str = "cpu", batch_size: int = 16, seed: int = 0, metrics_points: int = 50_000,
         preview: bool = False, progress: bool = False, robust_distance: float = 0.0,
-        code_prior: float = 0.0) -> list[ScanFit]:
+        code_prior: float = 0.0, scale_lr: float = 0.0) -> list[ScanFit]:
     """Fit codes (and poses) to new scans and write the fits folder ``out_dir`` (see
     :mod:`imface.engine.fit_io`). Re-running skips scans already fitted with the same settings.
 
@@ -325,11 +346,12 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     cm | m for landmark-free input; pose: auto | fit | none; batch_size: scans per batch;
     metrics_points: samples for the quick metrics in each fit.json (0: none, e.g. when
     :func:`imface.eval.evaluate.evaluate_folder` scores the fits afterwards); preview: write each
-    scan's ``preview.png`` (target | fit | error, front and side) and the sheet ``out_dir/preview.png``.
+    scan's ``preview.png`` (target | fit | error, front and side) and the sheet ``out_dir/preview.png``;
+    robust_distance, code_prior, scale_lr: see :class:`FitSettings`.
     """
     import time
 
-    from imface.engine.fit_inputs import gather_targets, prepare_poses
+    from imface.engine.fit_inputs import gather_targets, prepare_poses, rescale_target
     from imface.engine.fit_preview import PREVIEW_NAME
     from imface.errors import ImfaceError
 
@@ -340,13 +362,16 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
             raise ImfaceError(None, f"{name} must be >= {low}, got {value}")
     if not lr > 0:
         raise ImfaceError(None, f"--lr must be > 0, got {lr}")
+    if not scale_lr >= 0:
+        raise ImfaceError(None, f"--scale-lr must be >= 0, got {scale_lr}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     out_dir = Path(out_dir)
     loaded = fit_io.load_model(model_or_path, device)
     model = loaded.model.to(device).eval().requires_grad_(False)
     settings = FitSettings(steps=steps, lr=lr, surface_points=points, space_points=space_points, landmarks=landmarks,
-                           resolution=resolution, seed=seed, robust_distance=robust_distance, code_prior=code_prior)
+                           resolution=resolution, seed=seed, robust_distance=robust_distance, code_prior=code_prior,
+                           scale_lr=scale_lr)
     run = _run_settings(settings, loaded.path, same_identity, {"neutral": neutral, "unit": unit, "pose": pose})
     targets = gather_targets(inputs, work_dir=out_dir, split=split, scans=scans, unit=unit, pose=pose, neutral=neutral)
     identities = sorted({t.identity for t in targets})
@@ -384,6 +409,8 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         seconds = time.perf_counter() - started
         entries = []
         for row, target in enumerate(chunk):  # per-scan file output, not the optimisation
+            if target.fit_scale and settings.scale_lr > 0:
+                rescale_target(target, float(state.scale[row]))
             results[target.name] = fit_io.write_scan_outputs(
                 model, target, state, row, history[:, row], settings, run, seconds, out_dir, device, metrics_points,
                 preview)

@@ -6,7 +6,8 @@ import pytest
 import trimesh
 
 from imface.engine.fit_inputs import (
-    crop_to_model_sphere, detect_unit, file_target, gather_targets, prepare_poses, processed_target, unit_of_scale,
+    crop_to_model_sphere, detect_unit, file_target, gather_targets, prepare_poses, processed_target, rescale_target,
+    unit_of_scale,
 )
 from imface.errors import ImfaceError
 from imface.ops.rigid import random_rotation
@@ -186,3 +187,20 @@ def test_crop_keeps_the_unit_sphere_and_refuses_far_points(data_dir):
     assert len(target.surface_normals) == len(target.surface_points)
     with pytest.raises(ImfaceError, match="far outside"):
         crop_to_model_sphere(target, np.eye(3), np.array([0.0, 0.0, 4.0]))
+
+
+def test_a_refined_scale_rescales_the_input_frame(tmp_path):
+    rotation = random_rotation(np.random.default_rng(4), 20.0)
+    template = _template_and_face(tmp_path, 37.3, rotation, clutter=False)
+    target = file_target(tmp_path / "s.ply", "s", "auto", "auto", "auto")
+    prepare_poses([target], lambda: template)
+    assert target.fit_scale
+    searched, points = target.alignment["scale"], target.surface_points.copy()
+    raw = target.reference[0] / searched  # the input's own vertices
+    rescale_target(target, 0.97)
+    np.testing.assert_allclose(target.surface_points, 0.97 * points, rtol=1e-6)
+    assert target.alignment["search_scale"] == searched
+    assert target.alignment["scale"] == pytest.approx(0.97 * searched)
+    assert target.alignment["mm_per_input_unit"] == pytest.approx(100 * 0.97 * searched)
+    homogeneous = np.c_[raw, np.ones(len(raw))] @ target.raw_to_input.T
+    np.testing.assert_allclose(homogeneous[:, :3], target.reference[0], rtol=1e-6, atol=1e-9)

@@ -352,3 +352,36 @@ def test_code_prior_keeps_codes_near_the_training_mean(tiny):
     prior = TERMS.index("prior")
     assert (history_free[:, 0, prior] == 0).all() and history_held[-1, 0, prior] > 0
     assert spread_units(held) < 0.5 * spread_units(free)
+
+
+def test_a_scale_in_the_pose_equals_scaling_the_samples(tiny):
+    data_dir, _, loaded = tiny
+    target = _target(data_dir, "001/2_smile", False)
+    batch = FitBatch([target], _settings(), torch.device("cpu"))
+    samples = batch.sample(0)
+    stats, weights = loaded.code_stats, loaded.experiment.loss
+    args = (stats["id_mean"][None], stats["exp_mean"][None], torch.tensor([False]), torch.eye(3)[None],
+            torch.tensor([[0.01, -0.02, 0.03]]))
+    factor = 1.08
+    scaled = {**samples, "surface": factor * samples["surface"], "slot": factor * samples["slot"],
+              "sdf": factor * samples["sdf"]}
+    with_scale = per_scan_losses(loaded.model, batch, samples, *args, weights, scale=torch.tensor([factor]))
+    pre_scaled = per_scan_losses(loaded.model, batch, scaled, *args, weights)
+    for name in ("sdf", "normal", "eikonal", "total"):
+        torch.testing.assert_close(with_scale[name], pre_scaled[name])
+
+
+def test_the_scale_is_refined_only_where_the_search_found_it(tiny):
+    data_dir, _, loaded = tiny
+    names = ["001/2_smile", "003/3_jaw_open"]
+    targets = [_target(data_dir, n, False) for n in names]
+    for target in targets:  # the search's scale 15% too large
+        target.surface_points = target.surface_points * 1.15
+        target.space_points, target.space_sdf = target.space_points * 1.15, target.space_sdf * 1.15
+        target.fit_pose = True
+    targets[0].fit_scale = True
+    stats, weights = loaded.code_stats, loaded.experiment.loss
+    kept, _ = optimise(loaded.model, targets, _settings(), stats, weights)
+    assert torch.equal(kept.scale, torch.ones(2))  # scale_lr 0: the search's scale stays
+    refined, _ = optimise(loaded.model, targets, _settings(scale_lr=0.01), stats, weights)
+    assert float(refined.scale[0]) < 0.99 and float(refined.scale[1]) == 1.0
