@@ -129,7 +129,8 @@ def main() -> None:
     parser.add_argument("--eval-points", type=int, default=100_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--robust", type=float, default=0.0, help="imface fit --robust (mm) of the landmark-free fits")
+    parser.add_argument("--robust", type=float, default=None,
+                        help="imface fit --robust (mm) of the landmark-free fits (default: imface fit's; 0: off)")
     parser.add_argument("--code-prior", type=float, default=0.0, help="imface fit --code-prior of the landmark-free fits")
     parser.add_argument("--scale-lr", type=float, default=0.0, help="imface fit --scale-lr of the landmark-free fits")
     parser.add_argument("--kinds", default="mesh,cloud,bad", help="which inputs to fit: mesh, cloud, bad (non-faces)")
@@ -162,7 +163,8 @@ def main() -> None:
         out = args.out / "fits" / case["kind"]
         started = time.perf_counter()
         try:
-            fit(args.exp_dir, path, out, unit="auto", progress=False, robust_distance=args.robust / 100,
+            robust = None if args.robust is None else args.robust / 100
+            fit(args.exp_dir, path, out, unit="auto", progress=False, robust_distance=robust,
                 code_prior=args.code_prior, scale_lr=args.scale_lr, **options)
         except ImfaceError as err:
             rows.append({**case, "refused": str(err)})

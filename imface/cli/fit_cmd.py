@@ -6,7 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_SPACE_POINTS
+from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM, DEFAULT_FIT_SPACE_POINTS
+from imface.data.canonical import MM_PER_UNIT
 
 
 def fit(
@@ -33,8 +34,10 @@ def fit(
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Scans optimised together."),
     seed: int = typer.Option(0, "--seed", help="Seed of the per-scan sample orders."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
-    robust: float = typer.Option(0.0, "--robust", min=0.0, help="mm: in the second half of the fit, surface points "
-                                 "farther than this from the fitted surface stop pulling (clutter, outliers); 0: off."),
+    robust: Optional[float] = typer.Option(None, "--robust", min=0.0, help="mm: in the second half of the fit, surface "
+                                           "points farther than this from the fitted surface stop pulling (clutter, "
+                                           f"outliers); 0: off. Default {DEFAULT_FIT_ROBUST_MM:g} for raw meshes and "
+                                           "point sets, 0 for processed datasets."),
     code_prior: float = typer.Option(0.0, "--code-prior", min=0.0, help="Weight of a Mahalanobis prior on the codes "
                                      "(training codes' mean and spread); 0: off."),
     scale_lr: float = typer.Option(0.0, "--scale-lr", min=0.0, help="Adam lr of the log-scale of inputs whose unit "
@@ -52,7 +55,7 @@ def fit(
     results = run_fit(model, list(inputs), out, same_identity=same_identity, steps=steps, points=points, space_points=space_points, lr=lr,
                       landmarks=landmarks, resolution=resolution, split=split, scans=names, neutral=neutral,
                       unit=unit, pose=pose, device=device, batch_size=batch_size, seed=seed, preview=preview,
-                      progress=True, robust_distance=robust / 100.0, code_prior=code_prior,
+                      progress=True, robust_distance=None if robust is None else robust / MM_PER_UNIT, code_prior=code_prior,
                       scale_lr=scale_lr)
     for result in results:
         chamfer = "" if not result.metrics else f"  chamfer {result.metrics['chamfer_mm']:.3f} mm"

@@ -25,7 +25,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_SPACE_POINTS
+from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM, DEFAULT_FIT_SPACE_POINTS
+from imface.data.canonical import MM_PER_UNIT
 from imface.engine import fit_io
 from imface.engine.fit_inputs import FitTarget
 from imface.engine.fit_io import ScanFit
@@ -333,7 +334,7 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         lr: float = DEFAULT_FIT_LR, landmarks: bool = True, resolution: int = 128, split: str = "test",
         scans: list[str] | None = None, neutral: str = "auto", unit: str = "auto", pose: str = "auto",
         device: str = "cpu", batch_size: int = 16, seed: int = 0, metrics_points: int = 50_000,
-        preview: bool = False, progress: bool = False, robust_distance: float = 0.0,
+        preview: bool = False, progress: bool = False, robust_distance: float | None = None,
         code_prior: float = 0.0, scale_lr: float = 0.0) -> list[ScanFit]:
     """Fit codes (and poses) to new scans and write the fits folder ``out_dir`` (see
     :mod:`imface.engine.fit_io`). Re-running skips scans already fitted with the same settings.
@@ -347,7 +348,8 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     metrics_points: samples for the quick metrics in each fit.json (0: none, e.g. when
     :func:`imface.eval.evaluate.evaluate_folder` scores the fits afterwards); preview: write each
     scan's ``preview.png`` (target | fit | error, front and side) and the sheet ``out_dir/preview.png``;
-    robust_distance, code_prior, scale_lr: see :class:`FitSettings`.
+    robust_distance, code_prior, scale_lr: see :class:`FitSettings`; robust_distance None:
+    ``DEFAULT_FIT_ROBUST_MM`` when any input is a raw mesh or point set, else 0 (processed scans).
     """
     import time
 
@@ -369,11 +371,16 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     out_dir = Path(out_dir)
     loaded = fit_io.load_model(model_or_path, device)
     model = loaded.model.to(device).eval().requires_grad_(False)
+    if robust_distance is not None and not robust_distance >= 0:
+        raise ImfaceError(None, f"--robust must be >= 0, got {robust_distance}")
+    targets = gather_targets(inputs, work_dir=out_dir, split=split, scans=scans, unit=unit, pose=pose, neutral=neutral)
+    if robust_distance is None:  # clutter and outliers come with raw input, not with processed scans
+        raw = any(t.kind != "processed" for t in targets)
+        robust_distance = DEFAULT_FIT_ROBUST_MM / MM_PER_UNIT if raw else 0.0
     settings = FitSettings(steps=steps, lr=lr, surface_points=points, space_points=space_points, landmarks=landmarks,
                            resolution=resolution, seed=seed, robust_distance=robust_distance, code_prior=code_prior,
                            scale_lr=scale_lr)
     run = _run_settings(settings, loaded.path, same_identity, {"neutral": neutral, "unit": unit, "pose": pose})
-    targets = gather_targets(inputs, work_dir=out_dir, split=split, scans=scans, unit=unit, pose=pose, neutral=neutral)
     identities = sorted({t.identity for t in targets})
     group_of = {t.name: (identities.index(t.identity) if same_identity else i) for i, t in enumerate(targets)}
     done = {t.name for t in targets if (fit_io.read_fit(out_dir / t.name) or {}).get("settings") == run

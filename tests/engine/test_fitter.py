@@ -10,6 +10,7 @@ import torch
 import trimesh
 
 from imface import losses
+from imface.config import DEFAULT_FIT_ROBUST_MM
 from imface.engine import fit_io
 from imface.engine.fit_inputs import FitTarget, processed_target
 from imface.engine.fitter import TERMS, FitBatch, FitSettings, fit, fitted_mesh, optimise, per_scan_losses
@@ -176,6 +177,7 @@ def test_landmark_free_raw_mesh_recovers_the_rigid_pose(tiny, tmp_path):
                     **{**FAST, "steps": 80})
     info = json.loads((tmp_path / "fits/face/fit.json").read_text())
     assert info["frames"]["unit"] == "mm" and info["frames"]["pose_fitted"]
+    assert info["settings"]["robust_distance"] == pytest.approx(DEFAULT_FIT_ROBUST_MM / 100)  # raw input: robust
     # The pose maps the scan (in model units) onto the true sphere: compare where the raw
     # points' centre lands. (A sphere's own spin about its centre is not observable.)
     posed = (raw / 100.0) @ result.rotation.T + result.translation
@@ -208,6 +210,7 @@ def test_outputs_follow_the_contract_and_rerun_resumes(tiny, tmp_path):
         assert codes["pose_translation"].abs().max() == 0
         info = json.loads((folder / "fit.json").read_text())
         assert info["steps"] == FAST["steps"] and info["metrics"]["chamfer_mm"] > 0
+        assert info["settings"]["robust_distance"] == 0.0  # processed scans: no clutter to ignore
         assert {"fscore@1mm", "fscore@2.5mm", "fscore@5mm", "normal_consistency"} <= set(info["metrics"])
         assert len((folder / "loss_history.jsonl").read_text().splitlines()) == FAST["steps"]
         assert len(trimesh.load(folder / "mesh.ply", process=False).faces) > 0
