@@ -5,6 +5,9 @@ them with its protocol (250k points, crop, ICP). For a quick test-set figure of 
 chosen on validation identities (minutes, against the benchmark's hour); never for choosing.
 
     PYTHONPATH=. python bench/imface_test_scans.py --data bench_out/processed --out runs/testcheck --seed 0
+    # the preset with a changed field (its own --out):
+    PYTHONPATH=. python bench/imface_test_scans.py --data bench_out/processed --out runs/testcheck_e3 --seed 0 \
+        --set loss.embedding=1e3
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--scans", type=int, default=10)
+    parser.add_argument("--set", default="", help="training overrides on the cpu preset, key=value,key=value")
     args = parser.parse_args()
 
     from imface.threads import set_threads
@@ -35,7 +39,8 @@ def main() -> int:
     from imface.io.manifest import read_manifest
 
     exp = args.out / f"seed-{args.seed}"
-    config = apply_overrides(preset("cpu"), [f"train.seed={args.seed}"])
+    overrides = [o for o in args.set.split(",") if o] + [f"train.seed={args.seed}"]
+    config = apply_overrides(preset("cpu"), overrides)
     config.train.max_minutes, config.train.max_steps = 0.0, args.steps
     if not (exp / "checkpoints" / f"step-{args.steps:08d}.safetensors").is_file():
         train(config, args.data, exp, resume=(exp / "config.yaml").is_file(), progress=False)
