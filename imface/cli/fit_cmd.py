@@ -52,10 +52,11 @@ def fit(
     if device not in ("auto", "cpu", "cuda"):
         raise ImfaceError(None, f"--device must be auto, cpu or cuda, got {device!r}")
     names = [n.strip() for n in scans.split(",") if n.strip()] if scans else None
+    robust_distance = None if robust is None else robust / MM_PER_UNIT  # None: the fitter's default for the inputs
     results = run_fit(model, list(inputs), out, same_identity=same_identity, steps=steps, points=points, space_points=space_points, lr=lr,
                       landmarks=landmarks, resolution=resolution, split=split, scans=names, neutral=neutral,
                       unit=unit, pose=pose, device=device, batch_size=batch_size, seed=seed, preview=preview,
-                      progress=True, robust_distance=None if robust is None else robust / MM_PER_UNIT, code_prior=code_prior,
+                      progress=True, robust_distance=robust_distance, code_prior=code_prior,
                       scale_lr=scale_lr)
     for result in results:
         chamfer = "" if not result.metrics else f"  chamfer {result.metrics['chamfer_mm']:.3f} mm"
