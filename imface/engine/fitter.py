@@ -366,13 +366,13 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         raise ImfaceError(None, f"--lr must be > 0, got {lr}")
     if not scale_lr >= 0:
         raise ImfaceError(None, f"--scale-lr must be >= 0, got {scale_lr}")
+    if robust_distance is not None and not robust_distance >= 0:
+        raise ImfaceError(None, f"--robust must be >= 0, got {robust_distance}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     out_dir = Path(out_dir)
     loaded = fit_io.load_model(model_or_path, device)
     model = loaded.model.to(device).eval().requires_grad_(False)
-    if robust_distance is not None and not robust_distance >= 0:
-        raise ImfaceError(None, f"--robust must be >= 0, got {robust_distance}")
     targets = gather_targets(inputs, work_dir=out_dir, split=split, scans=scans, unit=unit, pose=pose, neutral=neutral)
     if robust_distance is None:  # clutter and outliers come with raw input, not with processed scans
         raw = any(t.kind != "processed" for t in targets)
