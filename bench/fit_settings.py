@@ -39,6 +39,9 @@ def main() -> int:
     parser.add_argument("--fit-steps", type=int, default=150)
     parser.add_argument("--fit-lr", type=float, default=0.1, help="code lr (0.1: the default before 2026-12-03)")
     parser.add_argument("--fit-points", type=int, default=1024)
+    parser.add_argument("--code-basis", default="diagonal", help="axes the fit moves the codes along")
+    parser.add_argument("--code-prior", type=float, default=0.0, help="weight of the fit's code prior")
+    parser.add_argument("--spread-floor", type=float, default=None, help="code_space.SPREAD_FLOOR for this run")
     parser.add_argument("--resolution", type=int, default=128, help="grid of the fitted meshes")
     parser.add_argument("--train-scans", type=int, default=0, help="fit this many training scans instead")
     parser.add_argument("--own-codes", action="store_true", help="also score the training scans' own codes")
@@ -57,6 +60,10 @@ def main() -> int:
     from imface.engine.trainer import train
     from imface.io.manifest import read_manifest
 
+    if args.spread_floor is not None:
+        from imface.engine import code_space
+
+        code_space.SPREAD_FLOOR = args.spread_floor
     exp = args.out / args.name / f"seed-{args.seed}"
     started = time.perf_counter()
     if not (exp / "checkpoints" / f"step-{args.steps:08d}.safetensors").is_file():
@@ -72,7 +79,8 @@ def main() -> int:
     fits = exp / f"fits-{args.fit}"
     started = time.perf_counter()
     results = fit(exp, args.data, fits, split=split, scans=scans, landmarks=False, seed=0, steps=args.fit_steps,
-                  points=args.fit_points, lr=args.fit_lr, metrics_points=50_000, resolution=args.resolution)
+                  points=args.fit_points, lr=args.fit_lr, metrics_points=50_000, resolution=args.resolution,
+                  code_basis=args.code_basis, code_prior=args.code_prior)
     fit_seconds = time.perf_counter() - started
     rows = {}
     for result in results:

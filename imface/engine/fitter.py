@@ -9,8 +9,8 @@ fixed per-scan permutation (a window moved along it every step), so the samples 
 do not depend on which other scans share its batch.
 
 Schedule: codes start from the mean of the training codes and are optimised in units of the
-training codes' per-entry spread (z = mean + std * u), so one lr suits models whose codes have
-very different scales; Adam at ``lr`` (default 0.1 spread units per step) with cosine decay to
+training codes' spread (z = mean + u @ basis.T, :mod:`imface.engine.code_space`), so one lr suits
+models whose codes have very different scales; Adam at ``lr`` (spread units per step) with cosine decay to
 ``lr * final_lr_fraction`` over ``steps`` (default 200), instead of the authors' 1,500 epochs
 at 1e-4. Samples are redrawn every step.
 """
@@ -28,6 +28,7 @@ import torch
 from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM, DEFAULT_FIT_SPACE_POINTS
 from imface.data.canonical import MM_PER_UNIT
 from imface.engine import fit_io
+from imface.engine.code_space import CODE_BASES, code_basis
 from imface.engine.fit_inputs import FitTarget
 from imface.engine.fit_io import ScanFit
 from imface.ops.se3 import se3_exp
@@ -47,7 +48,8 @@ class FitSettings:
     weight of a Mahalanobis prior on the codes, the mean squared code in units of the training
     codes' spread (0: only the paper's embedding term). ``scale_lr``: Adam lr of the log-scale
     of scans whose unit the similarity search found (``--unit auto``), refined with the codes and
-    the pose (0: the search's scale is kept)."""
+    the pose (0: the search's scale is kept). ``code_basis``: the axes the codes move along,
+    ``diagonal`` or ``principal`` (:mod:`imface.engine.code_space`)."""
 
     steps: int = 200
     lr: float = DEFAULT_FIT_LR
@@ -62,6 +64,7 @@ class FitSettings:
     robust_distance: float = 0.0
     code_prior: float = 0.0
     scale_lr: float = 0.0
+    code_basis: str = "diagonal"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -204,17 +207,6 @@ def per_scan_losses(model: torch.nn.Module, batch: FitBatch, samples: dict[str, 
     return terms
 
 
-def _mean_and_spread(mean: torch.Tensor, cov: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Code mean (d,) and per-entry spread (d,): the training codes' standard deviations, with a
-    floor (a tenth of their RMS) so no entry is frozen; 0.01 (the codes' init std) without spread."""
-    mean = torch.as_tensor(mean, dtype=torch.float32, device=device)
-    std = torch.as_tensor(cov, dtype=torch.float32, device=device).diagonal().clamp_min(0).sqrt()
-    rms = float(std.square().mean().sqrt())
-    if not rms > 0:
-        return mean, torch.full_like(mean, 0.01)
-    return mean, std.clamp_min(0.1 * rms)
-
-
 def optimise(model: torch.nn.Module, targets: list[FitTarget], settings: FitSettings, code_stats: dict[str, torch.Tensor],
              loss_weights, *, groups: list[int] | None = None, device: str | torch.device = "cpu",
              callback: Callable[[int, FitState], None] | None = None, callback_every: int = 0,
@@ -231,10 +223,11 @@ def optimise(model: torch.nn.Module, targets: list[FitTarget], settings: FitSett
     count = len(targets)
     groups = list(range(count)) if groups is None else list(groups)
     group_index = torch.tensor(groups, device=device)
-    # Codes are optimised in units of the training codes' spread (z = mean + std * u, u from 0),
-    # so one lr suits any model: the code scale depends on the embedding weight and training length.
-    id_mean, id_std = _mean_and_spread(code_stats["id_mean"], code_stats["id_cov"], device)
-    exp_mean, exp_std = _mean_and_spread(code_stats["exp_mean"], code_stats["exp_cov"], device)
+    # Codes are optimised in units of the training codes' spread (z = mean + u @ basis.T, u from 0;
+    # imface.engine.code_space), so one lr suits any model: the code scale depends on the embedding
+    # weight and training length.
+    id_mean, id_basis = code_basis(code_stats["id_mean"], code_stats["id_cov"], settings.code_basis, device)
+    exp_mean, exp_basis = code_basis(code_stats["exp_mean"], code_stats["exp_cov"], settings.code_basis, device)
     id_table_u = torch.zeros(max(groups) + 1, id_mean.shape[0], device=device, requires_grad=True)
     exp_codes_u = torch.zeros(count, exp_mean.shape[0], device=device, requires_grad=True)
     neutral = torch.tensor([t.neutral for t in targets], device=device)
@@ -247,7 +240,7 @@ def optimise(model: torch.nn.Module, targets: list[FitTarget], settings: FitSett
     param_groups = [{"params": [id_table_u, exp_codes_u], "lr": settings.lr}]
 
     def codes() -> tuple[torch.Tensor, torch.Tensor]:
-        return id_mean + id_std * id_table_u[group_index], exp_mean + exp_std * exp_codes_u
+        return id_mean + id_table_u[group_index] @ id_basis.T, exp_mean + exp_codes_u @ exp_basis.T
     if bool(pose_mask.any()):
         param_groups.append({"params": [twist], "lr": settings.pose_lr})
     if settings.scale_lr > 0 and bool(scale_mask.any()):
@@ -335,7 +328,7 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         scans: list[str] | None = None, neutral: str = "auto", unit: str = "auto", pose: str = "auto",
         device: str = "cpu", batch_size: int = 16, seed: int = 0, metrics_points: int = 50_000,
         preview: bool = False, progress: bool = False, robust_distance: float | None = None,
-        code_prior: float = 0.0, scale_lr: float = 0.0) -> list[ScanFit]:
+        code_prior: float = 0.0, scale_lr: float = 0.0, code_basis: str = "diagonal") -> list[ScanFit]:
     """Fit codes (and poses) to new scans and write the fits folder ``out_dir`` (see
     :mod:`imface.engine.fit_io`). Re-running skips scans already fitted with the same settings.
 
@@ -348,7 +341,7 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     metrics_points: samples for the quick metrics in each fit.json (0: none, e.g. when
     :func:`imface.eval.evaluate.evaluate_folder` scores the fits afterwards); preview: write each
     scan's ``preview.png`` (target | fit | error, front and side) and the sheet ``out_dir/preview.png``;
-    robust_distance, code_prior, scale_lr: see :class:`FitSettings`; robust_distance None:
+    robust_distance, code_prior, scale_lr, code_basis: see :class:`FitSettings`; robust_distance None:
     ``DEFAULT_FIT_ROBUST_MM`` when any input is a raw mesh or point set, else 0 (processed scans).
     """
     import time
@@ -368,6 +361,8 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         raise ImfaceError(None, f"--scale-lr must be >= 0, got {scale_lr}")
     if robust_distance is not None and not robust_distance >= 0:
         raise ImfaceError(None, f"--robust must be >= 0, got {robust_distance}")
+    if code_basis not in CODE_BASES:
+        raise ImfaceError(None, f"--code-basis must be one of {', '.join(CODE_BASES)}, got {code_basis!r}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     out_dir = Path(out_dir)
@@ -379,7 +374,7 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         robust_distance = DEFAULT_FIT_ROBUST_MM / MM_PER_UNIT if raw else 0.0
     settings = FitSettings(steps=steps, lr=lr, surface_points=points, space_points=space_points, landmarks=landmarks,
                            resolution=resolution, seed=seed, robust_distance=robust_distance, code_prior=code_prior,
-                           scale_lr=scale_lr)
+                           scale_lr=scale_lr, code_basis=code_basis)
     run = _run_settings(settings, loaded.path, same_identity, {"neutral": neutral, "unit": unit, "pose": pose})
     identities = sorted({t.identity for t in targets})
     group_of = {t.name: (identities.index(t.identity) if same_identity else i) for i, t in enumerate(targets)}

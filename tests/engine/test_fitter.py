@@ -305,9 +305,12 @@ def test_cli_fit_command(tiny, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "004/2_smile:" in result.output and "chamfer" in result.output
+    assert "robust data term off" in result.output  # a processed dataset: no robust term by default
     info = json.loads((tmp_path / "fits/004/2_smile/fit.json").read_text())
     assert info["settings"]["landmarks"] is False and info["settings"]["steps"] == 5
     assert "skipped" in CliRunner().invoke(app, args).output
+    robust = CliRunner().invoke(app, [*args, "--robust", "2.5", "--out", str(tmp_path / "fits-robust")])
+    assert robust.exit_code == 0 and "robust data term 2.5 mm" in robust.output, robust.output
     bad = CliRunner().invoke(app, [*args[:-2], "--device", "tpu"])
     assert bad.exit_code != 0 and isinstance(bad.exception, ImfaceError)
 
@@ -343,12 +346,12 @@ def test_code_prior_keeps_codes_near_the_training_mean(tiny):
     target = _target(data_dir, "004/2_smile", False)
     stats = loaded.code_stats
 
-    from imface.engine.fitter import _mean_and_spread
+    from imface.engine.code_space import code_basis
 
-    mean, spread = _mean_and_spread(stats["exp_mean"], stats["exp_cov"], torch.device("cpu"))
+    mean, basis = code_basis(stats["exp_mean"], stats["exp_cov"])
 
     def spread_units(state) -> float:  # the fit's own code units
-        return float(((state.exp_codes[0] - mean) / spread).norm())
+        return float(torch.linalg.solve(basis, state.exp_codes[0] - mean).norm())
 
     free, history_free = optimise(loaded.model, [target], _settings(), stats, loaded.experiment.loss)
     held, history_held = optimise(loaded.model, [target], _settings(code_prior=100.0), stats, loaded.experiment.loss)
@@ -388,3 +391,23 @@ def test_the_scale_is_refined_only_where_the_search_found_it(tiny):
     assert torch.equal(kept.scale, torch.ones(2))  # scale_lr 0: the search's scale stays
     refined, _ = optimise(loaded.model, targets, _settings(scale_lr=0.01), stats, weights)
     assert float(refined.scale[0]) < 0.99 and float(refined.scale[1]) == 1.0
+
+
+@pytest.mark.parametrize("option, value, flag", [("robust_distance", -1.0, "--robust"), ("scale_lr", -0.1, "--scale-lr"),
+                                                 ("code_basis", "spherical", "--code-basis"), ("lr", 0.0, "--lr")])
+def test_bad_fit_options_are_refused_before_the_model_loads(tmp_path, option, value, flag):
+    # The model path does not exist: a check after loading would name the model instead.
+    with pytest.raises(ImfaceError) as err:
+        fit(tmp_path / "no-model", tmp_path / "no-data", tmp_path / "fits", **{option: value})
+    assert flag in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "fits").exists()
+
+
+def test_a_principal_basis_fit_lowers_the_loss_and_differs_from_the_diagonal_one(tiny):
+    data_dir, _, loaded = tiny
+    target = _target(data_dir, "004/2_smile", False)
+    stats, weights = loaded.code_stats, loaded.experiment.loss
+    principal, history = optimise(loaded.model, [target], _settings(code_basis="principal"), stats, weights)
+    diagonal, _ = optimise(loaded.model, [target], _settings(), stats, weights)
+    assert np.isfinite(history).all() and history[-1, 0, 0] < history[0, 0, 0]
+    assert not torch.allclose(principal.exp_codes, diagonal.exp_codes, atol=1e-4)
