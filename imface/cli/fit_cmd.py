@@ -62,4 +62,11 @@ def fit(
         chamfer = "" if not result.metrics else f"  chamfer {result.metrics['chamfer_mm']:.3f} mm"
         state = "skipped (already fitted)" if result.skipped else f"{result.seconds:.1f} s"
         typer.echo(f"{result.name}: {state}  loss {result.losses.get('total', float('nan')):.4g}{chamfer}")
-    typer.echo(f"{len(results)} scan(s) in {out}" + (f"; pictures: {out / 'preview.png'}" if preview else ""))
+    from imface.engine.fit_io import read_fit
+
+    # The robust distance the fitter resolved for these inputs (the default depends on their kind).
+    used = (read_fit(results[0].folder) or {}).get("settings", {}) if results else {}
+    robust_mm = float(used.get("robust_distance", 0.0)) * MM_PER_UNIT
+    robust_text = f"robust data term {robust_mm:g} mm" if robust_mm > 0 else "robust data term off"
+    typer.echo(f"{len(results)} scan(s) in {out}; {robust_text}"
+               + (f"; pictures: {out / 'preview.png'}" if preview else ""))
