@@ -5,9 +5,11 @@ normals: point-to-point ICP slides along a smooth face and needs many times the 
 
 1. starts: rotations of 0 and +-``start_angle_deg`` about each axis and their combinations, times several
    scales around the ratio of the two point sets' spreads (clutter such as shoulders makes the
-   input look larger than its face, a one-view scan smaller), times two anchors (the centroids
-   matched, or the input's frontmost point put on the template's: the nose tip of a roughly
-   frontal head, wherever the clutter is);
+   input look larger than its face, a one-view scan smaller), times anchors: the centroids
+   matched, or one of the input's depth peaks put on the template's frontmost point (a peak is
+   the frontmost point within ``peak_radius`` of itself: the nose tip of a roughly frontal head
+   is one, but a shoulder or the hair of a turned head can be the frontmost point of all, so the
+   ``peaks`` frontmost peaks are each tried);
 2. each start runs a few coarse iterations: pairs in both directions (every template point to
    its nearest input point; input points inside the crop sphere to their nearest template
    point), pairs farther than a shrinking trim distance dropped, so hair, neck and shoulders
@@ -30,6 +32,18 @@ from scipy.spatial.transform import Rotation
 
 #: scale starts, as multiples of the spread ratio
 SCALE_FACTORS = (0.6, 1.0, 1.6, 2.6)
+
+
+def depth_peaks(depth: np.ndarray, pairs: np.ndarray, count: int) -> np.ndarray:
+    """Indices of up to ``count`` points that are the frontmost of their neighbourhood, frontmost first.
+
+    depth: (N,) each point's depth toward the viewer; pairs: (P, 2) index pairs of neighbouring points
+    (both orders); a point is a peak when no neighbour is deeper.
+    """
+    highest = depth.copy()
+    np.maximum.at(highest, pairs[:, 0], depth[pairs[:, 1]])
+    peaks = np.flatnonzero(depth >= highest)
+    return peaks[np.argsort(-depth[peaks], kind="stable")][:count]
 
 
 @dataclass(frozen=True)
@@ -173,6 +187,8 @@ def search_similarity(
     fine_iterations: int = 100,
     keep: int = 8,
     inlier_distance: float = 0.05,
+    peaks: int = 3,
+    peak_radius: float = 0.5,
     seed: int = 0,
 ) -> SimilarityFit:
     """Best similarity taking input points onto a template (see the module docstring).
@@ -184,6 +200,8 @@ def search_similarity(
             the crop sphere ``|x| <= crop_radius`` centred at its origin.
         scale: known template units per input unit (only the pose is searched), or None.
         inlier_distance: template units; the distance behind ``coverage`` and the last trim.
+        peaks: depth peaks tried as the nose tip per rotation start; peak_radius: template units
+            (at the spread ratio's scale), the neighbourhood a peak is the frontmost point of.
 
     Returns:
         :class:`SimilarityFit`.
@@ -207,11 +225,14 @@ def search_similarity(
     base = spread / max(np.sqrt(np.mean(np.sum((coarse - input_centre) ** 2, axis=1))), 1e-300)
     scales = [scale] if scale is not None else [base * f for f in scale_factors]
     coarse_trims = np.geomspace(0.3, 0.12, coarse_iterations)
+    pairs = cKDTree(coarse).query_pairs(peak_radius / (scale if scale is not None else base), output_type="ndarray")
+    pairs = np.concatenate([pairs, pairs[:, ::-1]]).reshape(-1, 2)
     candidates = []
     for turn in rotation_starts(start_angle_deg):
-        front = coarse[np.argmax((coarse @ turn.T)[:, 2])]
+        fronts = coarse[depth_peaks((coarse @ turn.T)[:, 2], pairs, peaks)]
+        anchors = [(input_centre, template_centre)] + [(front, template_front) for front in fronts]
         for start_scale in scales:
-            for anchor, target_anchor in ((input_centre, template_centre), (front, template_front)):
+            for anchor, target_anchor in anchors:
                 pose = (start_scale, turn, target_anchor - start_scale * anchor @ turn.T)
                 pose = problem.refine(pose, coarse, coarse_trims)
                 candidates.append((problem.score(pose, coarse, 0.1), pose))

@@ -6,7 +6,7 @@ import pytest
 import trimesh
 
 from imface.ops.rigid import random_rotation
-from imface.ops.similarity_search import rotation_starts, search_similarity
+from imface.ops.similarity_search import depth_peaks, rotation_starts, search_similarity
 from tests.baselines import make_face
 
 
@@ -77,3 +77,31 @@ def test_a_sphere_cap_is_a_poor_match_to_a_face():
     assert sphere.residual > 2 * face.residual
     with pytest.raises(ValueError, match="at least 10"):
         search_similarity(cap[:5], template)
+
+
+def test_depth_peaks_are_the_frontmost_points_of_their_neighbourhoods():
+    from scipy.spatial import cKDTree
+
+    x = np.linspace(-3, 3, 121)
+    points = np.column_stack([x, np.zeros_like(x), np.exp(-(x + 1.5) ** 2 * 8) + 0.6 * np.exp(-(x - 1.5) ** 2 * 8)])
+    pairs = cKDTree(points[:, :2]).query_pairs(0.5, output_type="ndarray")
+    pairs = np.concatenate([pairs, pairs[:, ::-1]])
+    peaks = depth_peaks(points[:, 2], pairs, 3)
+    # the two bumps, the higher first, then the edge points that are the frontmost of their ends
+    np.testing.assert_allclose(points[peaks[:2], 0], [-1.5, 1.5])
+    assert len(depth_peaks(points[:, 2], pairs, 1)) == 1
+
+
+def test_a_shoulder_in_front_of_the_nose_does_not_hide_the_face():
+    # Shoulders reaching further toward the viewer than the nose tip: the frontmost point of the
+    # whole input is on a shoulder for every rotation start, so only a peak anchor finds the face.
+    rng = np.random.default_rng(11)
+    template = _face_points(np.zeros(6), 4000, seed=0)
+    face = _face_points(np.zeros(6), 6000, seed=11)
+    nose = face[:, 2].max()
+    shoulders = [rng.normal(size=(2500, 3)) * [0.4, 0.25, 0.25] + [side, -2.1, nose + 0.5] for side in (-1.4, 1.4)]
+    rotation = random_rotation(rng, 20.0)
+    cloud = 3.0 * np.concatenate([face, *shoulders]) @ rotation.T + [4.0, -2.0, 1.0]
+    found = search_similarity(cloud, template)
+    assert abs(found.scale * 3.0 - 1) < 0.01 and _angle_deg(found.rotation @ rotation) < 2.0
+    assert found.nose_coverage > 0.9
