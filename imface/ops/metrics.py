@@ -10,7 +10,7 @@ Meshes are in model units by default (``mm_per_unit = 100``); results are in mm.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -179,6 +179,7 @@ def evaluate_reconstruction(
     mm_per_unit: float = 100.0,
     taus_mm: tuple[float, ...] = (1.0, 2.5, 5.0),
     footprint: bool = True,
+    footprint_direction: Sequence[float] | np.ndarray = (0.0, 0.0, 1.0),
 ) -> ReconstructionMetrics:
     """Compare a reconstructed mesh with a ground-truth mesh (the authors' protocol).
 
@@ -197,7 +198,8 @@ def evaluate_reconstruction(
             times faster and about as accurate; None uses them all.
         taus_mm: F-score thresholds in mm.
         footprint: also compute the footprint-restricted Chamfer and F-scores (the ground
-            truth seen along +z, its viewing direction in model space).
+            truth seen along ``footprint_direction``, toward the viewer: +z, a processed scan's
+            viewing direction in model space; a one-view scan's camera direction for its part).
 
     Returns:
         ReconstructionMetrics.
@@ -233,7 +235,7 @@ def evaluate_reconstruction(
                                                          + _mean_abs_cosine(gt_normals, rec_normals[gt_match]))
     restricted: dict[str, Any] = {}
     if footprint:
-        inside = inside_footprint(rec_points, gt_vertices, gt_faces)
+        inside = inside_footprint(rec_points, gt_vertices, gt_faces, footprint_direction)
         restricted = {"footprint_fraction": float(inside.mean())}
         if inside.any():  # otherwise the restricted values stay None
             kept = rec_to_gt[inside]

@@ -61,3 +61,19 @@ def test_footprint_metrics_ignore_only_the_overhang() -> None:
     assert report["footprint_fscore@1mm"] == metrics.footprint_fscore[0]
     plain = evaluate_reconstruction(rec_vertices, rec_faces, gt_vertices, gt_faces, num_points=2_000, footprint=False)
     assert plain.footprint_chamfer_mm is None and "footprint_fscore@1mm" not in plain.to_dict()
+
+
+def test_the_footprint_follows_the_given_viewing_direction() -> None:
+    # The overhang test turned to face +x: seen along +x it scores as before; along +z the
+    # plane is seen edge-on and nearly nothing of the reconstruction projects onto it.
+    gt_vertices, gt_faces = grid_mesh(0.5, 20)
+    rec_vertices, rec_faces = grid_mesh(0.8, 32)
+    rec_vertices = rec_vertices + [0.0, 0.0, 0.005]
+    turn = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])  # +z -> +x
+    upright = evaluate_reconstruction(rec_vertices, rec_faces, gt_vertices, gt_faces, num_points=20_000, align="none")
+    turned = evaluate_reconstruction(rec_vertices @ turn.T, rec_faces, gt_vertices @ turn.T, gt_faces, num_points=20_000,
+                                     align="none", footprint_direction=(1.0, 0.0, 0.0))
+    np.testing.assert_allclose(turned.footprint_chamfer_mm, upright.footprint_chamfer_mm, rtol=1e-6)
+    edge_on = evaluate_reconstruction(rec_vertices @ turn.T, rec_faces, gt_vertices @ turn.T, gt_faces,
+                                      num_points=20_000, align="none")
+    assert edge_on.footprint_fraction < 0.05 < 0.3 < turned.footprint_fraction
