@@ -112,7 +112,7 @@ def score(case: dict, fit_dir: Path, data: Path, points: int) -> dict:
     # The fit as the whole-scan Chamfer aligned it (ICP onto the whole ground truth), so the
     # visible-region score does not re-align a whole face onto one side of it.
     aligned = canonical @ np.asarray(full.rotation).T + np.asarray(full.translation_mm) / full.mm_per_unit
-    row["canonical"] = (aligned, fitted.faces)
+    row["aligned"] = (aligned, fitted.faces)
     return row
 
 
@@ -192,7 +192,8 @@ def main() -> None:
         r = rows[-1]
         print(f"{case['input']}: scale {r['scale_error_pct']:+.2f}% (search {r['search_scale_error_pct']:+.2f}%) pose {r['pose_error_deg']:.2f} deg "
               f"({r['unit']}, coverage {100 * r['coverage']:.0f}%) Chamfer {r['chamfer_mm']:.3f} mm "
-              f"(reference {reference[case['scan']]:.3f}) " + ("reused" if reused else f"{seconds[-1]:.1f} s"), flush=True)
+              f"(reference {reference[case['scan']]:.3f}) "
+              + ("reused" if reused else f"{seconds[-1]:.1f} s"), flush=True)
     good = [r for r in rows if r["kind"] in ("mesh", "cloud") and "scale_error_pct" in r]
     within = [abs(r["scale_error_pct"]) <= 2 and r["pose_error_deg"] <= 2 for r in good]
     searched = [abs(r["search_scale_error_pct"]) <= 2 for r in good]
@@ -203,8 +204,8 @@ def main() -> None:
         if r["kind"] == "cloud" and r["scan"] in meshes:
             gt = read_mesh(args.data / r["scan"] / "mesh.ply").vertices
             view = np.asarray(r["view"])
-            cloud = visible_chamfer(r["canonical"], gt, r["visible_faces"], view, args.eval_points)
-            full = visible_chamfer(meshes[r["scan"]]["canonical"], gt, r["visible_faces"], view, args.eval_points)
+            cloud = visible_chamfer(r["aligned"], gt, r["visible_faces"], view, args.eval_points)
+            full = visible_chamfer(meshes[r["scan"]]["aligned"], gt, r["visible_faces"], view, args.eval_points)
             partial.append(cloud / full)
             print(f"{r['scan']}: visible-region Chamfer cloud {cloud:.3f} mm, mesh {full:.3f} mm", flush=True)
     refused = [r for r in rows if r["kind"] == "bad" and r.get("refused")]
@@ -224,7 +225,7 @@ def main() -> None:
         print(f"fit_any: {np.mean(seconds):.1f} s per landmark-free fit with the pose and scale search (goal <= 60 s)")
     else:
         print("fit_any: every fit was reused from an earlier run: no timing")
-    summary = [{k: v for k, v in r.items() if k not in ("canonical", "visible_faces", "visible_vertices")} for r in rows]
+    summary = [{k: v for k, v in r.items() if k not in ("aligned", "visible_faces", "visible_vertices")} for r in rows]
     (args.out / "results.json").write_text(json.dumps({"reference": reference, "rows": summary}, indent=1))
 
 

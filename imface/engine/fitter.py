@@ -28,7 +28,7 @@ import torch
 from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM, DEFAULT_FIT_SPACE_POINTS
 from imface.data.canonical import MM_PER_UNIT
 from imface.engine import fit_io
-from imface.engine.code_space import CODE_BASES, code_basis
+from imface.engine import code_space
 from imface.engine.fit_inputs import FitTarget
 from imface.engine.fit_io import ScanFit
 from imface.ops.se3 import se3_exp
@@ -226,8 +226,9 @@ def optimise(model: torch.nn.Module, targets: list[FitTarget], settings: FitSett
     # Codes are optimised in units of the training codes' spread (z = mean + u @ basis.T, u from 0;
     # imface.engine.code_space), so one lr suits any model: the code scale depends on the embedding
     # weight and training length.
-    id_mean, id_basis = code_basis(code_stats["id_mean"], code_stats["id_cov"], settings.code_basis, device)
-    exp_mean, exp_basis = code_basis(code_stats["exp_mean"], code_stats["exp_cov"], settings.code_basis, device)
+    id_mean, id_basis = code_space.code_basis(code_stats["id_mean"], code_stats["id_cov"], settings.code_basis, device)
+    exp_mean, exp_basis = code_space.code_basis(code_stats["exp_mean"], code_stats["exp_cov"], settings.code_basis,
+                                                 device)
     id_table_u = torch.zeros(max(groups) + 1, id_mean.shape[0], device=device, requires_grad=True)
     exp_codes_u = torch.zeros(count, exp_mean.shape[0], device=device, requires_grad=True)
     neutral = torch.tensor([t.neutral for t in targets], device=device)
@@ -361,8 +362,8 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         raise ImfaceError(None, f"--scale-lr must be >= 0, got {scale_lr}")
     if robust_distance is not None and not robust_distance >= 0:
         raise ImfaceError(None, f"--robust must be >= 0, got {robust_distance}")
-    if code_basis not in CODE_BASES:
-        raise ImfaceError(None, f"--code-basis must be one of {', '.join(CODE_BASES)}, got {code_basis!r}")
+    if code_basis not in code_space.CODE_BASES:
+        raise ImfaceError(None, f"--code-basis must be one of {', '.join(code_space.CODE_BASES)}, got {code_basis!r}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     out_dir = Path(out_dir)

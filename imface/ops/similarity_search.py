@@ -34,6 +34,12 @@ from scipy.spatial.transform import Rotation
 SCALE_FACTORS = (0.6, 1.0, 1.6, 2.6)
 
 
+def neighbour_pairs(points: np.ndarray, radius: float) -> np.ndarray:
+    """(P, 2) index pairs of points (N, 3) closer than ``radius``, in both orders (for :func:`depth_peaks`)."""
+    pairs = cKDTree(points).query_pairs(radius, output_type="ndarray")
+    return np.concatenate([pairs, pairs[:, ::-1]])
+
+
 def depth_peaks(depth: np.ndarray, pairs: np.ndarray, count: int) -> np.ndarray:
     """Indices of up to ``count`` points that are the frontmost of their neighbourhood, frontmost first.
 
@@ -225,8 +231,7 @@ def search_similarity(
     base = spread / max(np.sqrt(np.mean(np.sum((coarse - input_centre) ** 2, axis=1))), 1e-300)
     scales = [scale] if scale is not None else [base * f for f in scale_factors]
     coarse_trims = np.geomspace(0.3, 0.12, coarse_iterations)
-    pairs = cKDTree(coarse).query_pairs(peak_radius / (scale if scale is not None else base), output_type="ndarray")
-    pairs = np.concatenate([pairs, pairs[:, ::-1]]).reshape(-1, 2)
+    pairs = neighbour_pairs(coarse, peak_radius / (scale if scale is not None else base))
     candidates = []
     for turn in rotation_starts(start_angle_deg):
         fronts = coarse[depth_peaks((coarse @ turn.T)[:, 2], pairs, peaks)]

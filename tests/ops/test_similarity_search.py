@@ -6,7 +6,7 @@ import pytest
 import trimesh
 
 from imface.ops.rigid import random_rotation
-from imface.ops.similarity_search import depth_peaks, rotation_starts, search_similarity
+from imface.ops.similarity_search import depth_peaks, neighbour_pairs, rotation_starts, search_similarity
 from tests.baselines import make_face
 
 
@@ -80,12 +80,9 @@ def test_a_sphere_cap_is_a_poor_match_to_a_face():
 
 
 def test_depth_peaks_are_the_frontmost_points_of_their_neighbourhoods():
-    from scipy.spatial import cKDTree
-
     x = np.linspace(-3, 3, 121)
     points = np.column_stack([x, np.zeros_like(x), np.exp(-(x + 1.5) ** 2 * 8) + 0.6 * np.exp(-(x - 1.5) ** 2 * 8)])
-    pairs = cKDTree(points[:, :2]).query_pairs(0.5, output_type="ndarray")
-    pairs = np.concatenate([pairs, pairs[:, ::-1]])
+    pairs = neighbour_pairs(points * [1.0, 1.0, 0.0], 0.5)  # neighbours in the image plane
     peaks = depth_peaks(points[:, 2], pairs, 3)
     # the two bumps, the higher first, then the edge points that are the frontmost of their ends
     np.testing.assert_allclose(points[peaks[:2], 0], [-1.5, 1.5])
