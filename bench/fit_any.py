@@ -144,6 +144,7 @@ def main() -> None:
                         help="imface fit --robust (mm) of the landmark-free fits (default: imface fit's; 0: off)")
     parser.add_argument("--code-prior", type=float, default=0.0, help="imface fit --code-prior of the landmark-free fits")
     parser.add_argument("--scale-lr", type=float, default=0.0, help="imface fit --scale-lr of the landmark-free fits")
+    parser.add_argument("--scale-sweep", type=int, default=None, help="imface fit --scale-sweep (default: imface fit's)")
     parser.add_argument("--kinds", default="mesh,cloud,bad", help="which inputs to fit: mesh, cloud, bad (non-faces)")
     args = parser.parse_args()
 
@@ -176,7 +177,8 @@ def main() -> None:
         try:
             robust = None if args.robust is None else args.robust / 100
             results = fit(args.exp_dir, path, out, unit="auto", progress=False, robust_distance=robust,
-                          code_prior=args.code_prior, scale_lr=args.scale_lr, **options)
+                          code_prior=args.code_prior, scale_lr=args.scale_lr,
+                          **({} if args.scale_sweep is None else {"scale_sweep": args.scale_sweep}), **options)
         except ImfaceError as err:
             rows.append({**case, "refused": str(err)})
             print(f"{case['input']}: refused: {err}", flush=True)

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM, DEFAULT_FIT_SPACE_POINTS
+from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM, DEFAULT_FIT_SPACE_POINTS, DEFAULT_SCALE_SWEEP
 from imface.data.canonical import MM_PER_UNIT
 
 
@@ -42,6 +42,9 @@ def fit(
                                      "(training codes' mean and spread); 0: off."),
     scale_lr: float = typer.Option(0.0, "--scale-lr", min=0.0, help="Adam lr of the log-scale of inputs whose unit "
                                    "was searched (--unit auto), refined with the codes and pose; 0: keep the search's."),
+    scale_sweep: int = typer.Option(DEFAULT_SCALE_SWEEP, "--scale-sweep", min=0, help="For inputs whose unit "
+                                    "was searched: fits at this many scales around the search's pick the "
+                                    "scale (the search alone mistakes a person's size for the unit); 0: off."),
     preview: bool = typer.Option(False, "--preview", help="Write per scan preview.png (target | fit | error, front "
                                  "and side) and a contact sheet OUT/preview.png."),
 ) -> None:
@@ -57,7 +60,7 @@ def fit(
                       landmarks=landmarks, resolution=resolution, split=split, scans=names, neutral=neutral,
                       unit=unit, pose=pose, device=device, batch_size=batch_size, seed=seed, preview=preview,
                       progress=True, robust_distance=robust_distance, code_prior=code_prior,
-                      scale_lr=scale_lr)
+                      scale_lr=scale_lr, scale_sweep=scale_sweep)
     for result in results:
         chamfer = "" if not result.metrics else f"  chamfer {result.metrics['chamfer_mm']:.3f} mm"
         state = "skipped (already fitted)" if result.skipped else f"{result.seconds:.1f} s"

@@ -486,9 +486,10 @@ def rescale_target(target: FitTarget, factor: float) -> None:
     scale = float(target.raw_to_input[0, 0])
     target.unit = unit_of_scale(scale)
     if target.alignment is not None:
-        target.alignment = {**target.alignment, "search_scale": target.alignment["scale"], "scale": scale,
+        target.alignment = {**target.alignment, "search_scale": target.alignment.get("search_scale", target.alignment["scale"]),
+                            "scale": scale,
                             "mm_per_input_unit": scale * UNIT_TO_MM["model"], "unit": target.unit,
-                            "scale_refined": factor}
+                            "scale_refined": target.alignment.get("scale_refined", 1.0) * factor}
 
 
 def crop_to_model_sphere(target: FitTarget, rotation: np.ndarray, translation: np.ndarray) -> None:

@@ -17,6 +17,7 @@ at 1e-4. Samples are redrawn every step.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM, DEFAULT_FIT_SPACE_POINTS
+from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM, DEFAULT_FIT_SPACE_POINTS, DEFAULT_SCALE_SWEEP
 from imface.data.canonical import MM_PER_UNIT
 from imface.engine import fit_io
 from imface.engine import code_space
@@ -49,7 +50,10 @@ class FitSettings:
     codes' spread (0: only the paper's embedding term). ``scale_lr``: Adam lr of the log-scale
     of scans whose unit the similarity search found (``--unit auto``), refined with the codes and
     the pose (0: the search's scale is kept). ``code_basis``: the axes the codes move along,
-    ``diagonal`` or ``principal`` (:mod:`imface.engine.code_space`)."""
+    ``diagonal`` or ``principal`` (:mod:`imface.engine.code_space`). ``scale_sweep``: for those
+    scans, short fits (``scale_sweep_steps``, 0: ``steps``) at this many scales spread evenly in
+    log scale within ``1 +- scale_sweep_range`` of the search's choose the scale the fit runs at
+    (:mod:`imface.engine.scale_sweep`; 0: off)."""
 
     steps: int = 200
     lr: float = DEFAULT_FIT_LR
@@ -65,6 +69,9 @@ class FitSettings:
     code_prior: float = 0.0
     scale_lr: float = 0.0
     code_basis: str = "diagonal"
+    scale_sweep: int = DEFAULT_SCALE_SWEEP
+    scale_sweep_range: float = 0.075
+    scale_sweep_steps: int = 60
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -329,7 +336,8 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         scans: list[str] | None = None, neutral: str = "auto", unit: str = "auto", pose: str = "auto",
         device: str = "cpu", batch_size: int = 16, seed: int = 0, metrics_points: int = 50_000,
         preview: bool = False, progress: bool = False, robust_distance: float | None = None,
-        code_prior: float = 0.0, scale_lr: float = 0.0, code_basis: str = "diagonal") -> list[ScanFit]:
+        code_prior: float = 0.0, scale_lr: float = 0.0, code_basis: str = "diagonal",
+        scale_sweep: int = DEFAULT_SCALE_SWEEP) -> list[ScanFit]:
     """Fit codes (and poses) to new scans and write the fits folder ``out_dir`` (see
     :mod:`imface.engine.fit_io`). Re-running skips scans already fitted with the same settings.
 
@@ -342,7 +350,7 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     metrics_points: samples for the quick metrics in each fit.json (0: none, e.g. when
     :func:`imface.eval.evaluate.evaluate_folder` scores the fits afterwards); preview: write each
     scan's ``preview.png`` (target | fit | error, front and side) and the sheet ``out_dir/preview.png``;
-    robust_distance, code_prior, scale_lr, code_basis: see :class:`FitSettings`; robust_distance None:
+    robust_distance, code_prior, scale_lr, code_basis, scale_sweep: see :class:`FitSettings`; robust_distance None:
     ``DEFAULT_FIT_ROBUST_MM`` when any input is a raw mesh or point set, else 0 (processed scans).
     """
     import time
@@ -360,6 +368,8 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         raise ImfaceError(None, f"--lr must be > 0, got {lr}")
     if not scale_lr >= 0:
         raise ImfaceError(None, f"--scale-lr must be >= 0, got {scale_lr}")
+    if scale_sweep < 0 or scale_sweep in (1, 2):
+        raise ImfaceError(None, f"--scale-sweep must be 0 (off) or >= 3 scales, got {scale_sweep}")
     if robust_distance is not None and not robust_distance >= 0:
         raise ImfaceError(None, f"--robust must be >= 0, got {robust_distance}")
     if code_basis not in code_space.CODE_BASES:
@@ -375,7 +385,7 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         robust_distance = DEFAULT_FIT_ROBUST_MM / MM_PER_UNIT if raw else 0.0
     settings = FitSettings(steps=steps, lr=lr, surface_points=points, space_points=space_points, landmarks=landmarks,
                            resolution=resolution, seed=seed, robust_distance=robust_distance, code_prior=code_prior,
-                           scale_lr=scale_lr, code_basis=code_basis)
+                           scale_lr=scale_lr, code_basis=code_basis, scale_sweep=scale_sweep)
     run = _run_settings(settings, loaded.path, same_identity, {"neutral": neutral, "unit": unit, "pose": pose})
     identities = sorted({t.identity for t in targets})
     group_of = {t.name: (identities.index(t.identity) if same_identity else i) for i, t in enumerate(targets)}
@@ -386,6 +396,7 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     pending_groups = {group_of[t.name] for t in targets if t.name not in done}
     pending = [t for t in targets if group_of[t.name] in pending_groups]
 
+    @functools.cache
     def mean_face() -> np.ndarray:
         """The mean face's front surface (M, 3), model units: the search's template."""
         stats = loaded.code_stats
@@ -395,6 +406,12 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         return vertices[front] if front.sum() >= 100 else vertices
 
     prepare_poses(pending, mean_face)
+    swept = [t for t in pending if t.fit_scale]
+    if settings.scale_sweep and swept:
+        from imface.engine.scale_sweep import sweep_scales
+
+        sweep_scales(model, swept, settings, loaded.code_stats, loaded.experiment.loss, mean_face(),
+                     device=torch.device(device), batch_size=batch_size, optimise=optimise)
     chunks: list[list[FitTarget]] = []
     for group in sorted(pending_groups):  # scans of one group stay in one chunk
         members = [t for t in pending if group_of[t.name] == group]
@@ -422,7 +439,10 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
                 found = target.alignment
                 aligned = "" if found is None else (
                     f", {found['mm_per_input_unit']:.4g} mm per input unit ({found['unit']}), "
-                    f"alignment residual {found['residual_mm']:.2f} mm, coverage {100 * found['coverage']:.0f}%")
+                    f"alignment residual {found['residual_mm']:.2f} mm, coverage {100 * found['coverage']:.0f}%"
+                    + ("" if "scale_sweep" not in found else
+                       f", scale {found['scale_sweep']['chosen']:.3f} x the search's, best of "
+                       f"{len(found['scale_sweep']['factors'])} fits"))
                 print(f"fitted {target.name} ({seconds:.1f} s, sdf {history[-1, row, 1]:.4g}{aligned})")
         fit_io.write_fits_index(out_dir, str(loaded.path), same_identity, entries)
     for target in targets:

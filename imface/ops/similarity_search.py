@@ -260,3 +260,31 @@ def search_similarity(
         nose_coverage=float(np.mean(to_input[nose] <= inlier_distance)),
         ambiguity=float(best_score / min(others)) if others else 0.0, starts=len(candidates),
     )
+
+
+def refine_pose(
+    points: np.ndarray,
+    template: np.ndarray,
+    rotation: np.ndarray,
+    translation: np.ndarray,
+    *,
+    crop_radius: float = 1.0,
+    iterations: int = 30,
+    inlier_distance: float = 0.05,
+    sample_points: int = 6000,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rigid refinement, at the input's present scale, of a pose taking input points (N, 3)
+    onto a template's front points (M, 3): the search's final trimmed Gauss-Newton steps
+    (``inlier_distance``, template units) from ``x -> rotation x + translation``.
+
+    Returns the refined rotation (3, 3) and translation (3,).
+    """
+    rng = np.random.default_rng(seed)
+    points, template = np.asarray(points, dtype=np.float64), np.asarray(template, dtype=np.float64)
+    template = _sample(template, sample_points // 2, rng)
+    points = _sample(points, sample_points, rng)
+    problem = _Problem(points, template, _template_normals(template), crop_radius, True)
+    pose = (1.0, np.asarray(rotation, dtype=np.float64), np.asarray(translation, dtype=np.float64))
+    _, rotation, translation = problem.refine(pose, points, np.full(iterations, inlier_distance))
+    return rotation, translation
