@@ -7,17 +7,19 @@ scaled-up mean face, though, and the model can fit a face best at its true size 
 mesh 2.7% too small: 0.75 mm Chamfer; at its true size 0.55 mm). So each searched input is
 fitted at ``FitSettings.scale_sweep`` scales around the search's, in one batch with the scale
 fixed per copy and the pose re-fitted to the mean face at each scale (scaling alone leaves the
-face where the mean face would not hold it). Each short fit is scored by the trimmed mean
-distance of the input's face points (those near the mean face as the search posed it) to its
-surface, in the input's own units so that scales compare fairly, and a parabola through the
-best score and its two neighbours gives the scale the real fit runs at.
+face where the mean face would not hold it). Each short fit is scored both ways, in the
+input's own units so that scales compare fairly: the trimmed mean distance of the input's face
+points (those near the mean face as the search posed it) to its surface, and of its surface
+(the mean face's points the input covers, projected onto the fit) back to the input, so that a
+fit reaching past a shrunken input's border costs. A parabola through the best score and its
+two neighbours gives the scale the real fit runs at.
 
-Off by default (``imface fit --scale-sweep 7`` turns it on): on the validation identities it
-brought the scale within 2% for 10 of 20 inputs (the search alone: 0) and most fits closer to
-their processed-scan fits, but short fits can settle in different local minima at different
-scales (a mouth open at one, closed at another), and on 3 of the 20 that misled it to scales
-4.7-8.1% off, into fits 0.27-1.01 mm worse; on the test identities it sent 8 of 20 inputs, all
-expressive, 4-8.5% small into worse fits (README "Fitting your own scans").
+Off by default (``imface fit --scale-sweep 7`` turns it on). On the validation identities the
+one-way score brought 10 of 20 inputs within 2% but sent expressive ones 5-8% small into far
+worse fits, and on the test identities it did so for 8 of 20; the two-way score fixed that on
+validation meshes (mean Chamfer 0.907 -> 0.727 mm, worst mesh / processed-scan fit 2.86 ->
+1.36) but sent one person's one-view clouds 5-8% large into worse fits (README "Fitting your own
+scans"); it has not been run on the test identities.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ SCORE_POINTS = 8192
 #: units): the face, not the hair, neck or shoulders, which a fit could reach by growing surface
 #: toward them (on validation meshes with clutter, whole-input scores chose scales 5-8% off).
 FACE_DISTANCE = 0.1
+#: Mean-face points projected onto each fit to measure it back to the input.
+TEMPLATE_POINTS = 2048
 
 
 def sweep_factors(count: int, half_range: float) -> np.ndarray:
@@ -88,18 +92,46 @@ def face_points(target: FitTarget, template: np.ndarray, rng: np.random.Generato
     return points[rng.permutation(len(points))[:SCORE_POINTS]]
 
 
+def covered_template(target: FitTarget, template: np.ndarray) -> np.ndarray:
+    """The mean face's front points (M, 3) that the input covers as the search posed it (within
+    ``FACE_DISTANCE`` of an input point): where a fit can be measured back to the input without
+    rewarding an input grown over parts it never saw (a one-view cloud). All if under 100 are."""
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(target.surface_points)
+    posed = points @ np.asarray(target.init_rotation).T + np.asarray(target.init_translation)
+    near = cKDTree(posed).query(template, distance_upper_bound=FACE_DISTANCE)[0] <= FACE_DISTANCE
+    return template[near] if near.sum() >= 100 else template
+
+
 def score_copies(model: torch.nn.Module, points: np.ndarray, state, rows: slice, factors: np.ndarray, trim: float,
-                 device: torch.device) -> np.ndarray:
+                 device: torch.device, template: np.ndarray | None = None) -> np.ndarray:
     """Trimmed mean |f| of points (N, 3) (the input at the search's scale) under each copy's fit
     (rows of ``state``; copy k saw them grown by ``factors[k]``), in the points' own units, so
-    the scales compare fairly; distances cap at ``trim``. Returns (len(factors),)."""
+    the scales compare fairly; distances cap at ``trim``. With ``template`` (M, 3), the mean
+    face's front points, the fit is also measured back to the input: those points projected
+    onto each fitted surface (two Newton steps), their trimmed mean distance to the nearest
+    posed input point, and the score is the mean of both directions (a fit that reaches past
+    the input's border then costs). Returns (len(factors),)."""
     x = torch.from_numpy(np.asarray(points, dtype=np.float32)).to(device)
     grow = torch.tensor(factors, dtype=torch.float32, device=device)
     rotation, translation = state.rotation[rows], state.translation[rows]
+    codes = (state.id_codes[rows], state.exp_codes[rows], state.neutral[rows])
     posed = grow[:, None, None] * (x[None] @ rotation.transpose(1, 2)) + translation[:, None, :]
     with torch.no_grad():
-        f = model.sdf(posed, state.id_codes[rows], state.exp_codes[rows], state.neutral[rows])
-    return (f.abs() / grow[:, None]).clamp_max(trim).mean(dim=1).cpu().numpy().astype(np.float64)
+        f = model.sdf(posed, *codes)
+    to_fit = (f.abs() / grow[:, None]).clamp_max(trim).mean(dim=1)
+    if template is None:
+        return to_fit.cpu().numpy().astype(np.float64)
+    template = np.asarray(template, dtype=np.float32)
+    template = template[np.random.default_rng(0).permutation(len(template))[:TEMPLATE_POINTS]]
+    surface = torch.from_numpy(template).to(device)[None].expand(len(factors), -1, -1)
+    for _ in range(2):  # onto each fit's zero set
+        out = model.evaluate(surface, *codes, with_gradients=True)
+        surface = (surface - out.sdf[..., None] * out.gradient).detach()
+    back = torch.cdist(surface, posed).min(dim=2).values
+    to_input = (back / grow[:, None]).clamp_max(trim).mean(dim=1)
+    return (0.5 * (to_fit + to_input)).cpu().numpy().astype(np.float64)
 
 
 def _fit_and_score(model: torch.nn.Module, chunk: list[FitTarget], factor_rows: list[np.ndarray],
@@ -117,7 +149,8 @@ def _fit_and_score(model: torch.nn.Module, chunk: list[FitTarget], factor_rows: 
                 init_rotation=rotation, init_translation=translation))
     state, _ = optimise(model, copies, settings, code_stats, loss_weights, device=device)
     k = len(factor_rows[0])
-    return np.stack([score_copies(model, points[i], state, slice(i * k, (i + 1) * k), factor_rows[i], trim, device)
+    return np.stack([score_copies(model, points[i], state, slice(i * k, (i + 1) * k), factor_rows[i], trim, device,
+                                  covered_template(chunk[i], template))
                      for i in range(len(chunk))])
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,8 +11,8 @@ import torch
 from imface.engine import fit_io
 from imface.engine.fit_inputs import FitTarget, processed_target
 from imface.engine.fitter import FitSettings, FitState, optimise
-from imface.engine.scale_sweep import (face_points, parabola_minimum, scaled_pose, score_copies, sweep_factors,
-                                       sweep_scales)
+from imface.engine.scale_sweep import (covered_template, face_points, parabola_minimum, scaled_pose, score_copies,
+                                       sweep_factors, sweep_scales)
 from imface.ops.rigid import random_rotation
 from imface.ops.similarity_search import refine_pose
 from tests.engine.synthetic_data import sphere_of
@@ -52,6 +53,44 @@ class _Sphere(torch.nn.Module):
 
     def sdf(self, points, id_codes, exp_codes, neutral):
         return points.norm(dim=-1) - 0.5
+
+    def evaluate(self, points, id_codes, exp_codes, neutral, *, with_gradients=False):
+        norm = points.norm(dim=-1, keepdim=True)
+        return SimpleNamespace(sdf=norm[..., 0] - 0.5, gradient=points / norm)
+
+
+def _cap(radius: float, count: int, seed: int) -> np.ndarray:
+    directions = np.random.default_rng(seed).normal(size=(4 * count, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    return radius * directions[directions[:, 2] > 0.5][:count]
+
+
+def test_two_sided_scores_measure_the_fit_back_to_the_input():
+    # A cap of the model's sphere, given 5% too small; the mean face's points: the same cap, full size.
+    points, template = _cap(0.5 / 1.05, 3000, 0), _cap(0.5 * 1.02, 3000, 1)  # template off the surface: projected
+    factors = np.array([0.95, 1.0, 1.05, 1.1])
+    n = len(factors)
+    state = FitState(torch.zeros(n, 2), torch.zeros(n, 2), torch.ones(n, dtype=torch.bool),
+                     torch.eye(3).repeat(n, 1, 1), torch.zeros(n, 3), torch.ones(n))
+    one = score_copies(_Sphere(), points, state, slice(0, n), factors, 1.0, torch.device("cpu"))
+    two = score_copies(_Sphere(), points, state, slice(0, n), factors, 1.0, torch.device("cpu"), template)
+    assert np.argmin(one) == 2 and np.argmin(two) == 2 and two[2] < 0.004  # both near 0 at the true size
+    # Half the cap seen: input to fit still fits at 1.05, but the fit's other half, far from any
+    # input point, now counts (a fit reaching past the input's border costs).
+    half = points[points[:, 0] > 0]
+    one = score_copies(_Sphere(), half, state, slice(0, n), factors, 1.0, torch.device("cpu"))
+    two = score_copies(_Sphere(), half, state, slice(0, n), factors, 1.0, torch.device("cpu"), template)
+    assert one[2] < 0.002 and two[2] > 0.02
+
+
+def test_the_covered_template_is_the_part_of_the_mean_face_the_input_reaches():
+    template = _face_points(np.zeros(6), 3000, seed=0)
+    half = template[template[:, 0] > 0.0]  # a one-view cloud seeing the right half
+    target = FitTarget(name="s", identity="s", expression="neutral", neutral=True, source=None, kind="points",
+                       surface_points=(half + [0.0, 0.0, 0.5]).astype(np.float32),
+                       init_translation=np.array([0.0, 0.0, -0.5]))
+    covered = covered_template(target, template)
+    assert (covered[:, 0] > -0.1).all() and len(half) <= len(covered) < len(template)
 
 
 def test_scores_are_distances_in_the_inputs_own_units():
