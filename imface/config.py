@@ -29,8 +29,9 @@ DEFAULT_FIT_ROBUST_MM = 5.0
 
 #: Scales tried by short fits for inputs whose unit the search found (``imface fit --scale-sweep``,
 #: :mod:`imface.engine.scale_sweep`; 0: keep the search's scale, the person's size included).
-#: Off: on validation identities 7 helped 13 of 20 inputs but misled 3 into far worse fits, and
-#: on test identities it pulled 8 of 20 expressive inputs small (README "Fitting your own scans").
+#: Off: scored one way it pulled 8 of 20 expressive test inputs small into worse fits; scored both
+#: ways (now) it fixed that on validation meshes but pushed one person's clouds large, and has not
+#: been run on test identities (README "Fitting your own scans").
 DEFAULT_SCALE_SWEEP = 0
 
 _WARPS = ("se3", "translation")
