@@ -36,8 +36,8 @@ from imface.engine.fit_inputs import FitTarget, rescale_target
 #: Points of each input scored after the fits (a fixed subset, the same for every scale).
 SCORE_POINTS = 8192
 #: Only input points this close to the mean face as the search posed them are scored (model
-#: units): the face, not the hair, neck or shoulders, which a fit could reach by growing surface
-#: toward them (on validation meshes with clutter, whole-input scores chose scales 5-8% off).
+#: units): the face, not the hair, neck or shoulders (on validation inputs this changed little
+#: against scoring every point).
 FACE_DISTANCE = 0.1
 #: Mean-face points projected onto each fit to measure it back to the input.
 TEMPLATE_POINTS = 2048
@@ -61,10 +61,14 @@ def parabola_minimum(log_factors: np.ndarray, scores: np.ndarray) -> float:
     return float(log_factors[best] + (log_factors[1] - log_factors[0]) * np.clip(offset, -1.0, 1.0))
 
 
+def _posed(points: np.ndarray, target: FitTarget) -> np.ndarray:
+    """Points (N, 3) of the target's input frame in model space under its present pose."""
+    return np.asarray(points, dtype=np.float64) @ np.asarray(target.init_rotation).T + np.asarray(target.init_translation)
+
+
 def _pivot(target: FitTarget) -> np.ndarray:
     """The input's centroid as the search posed it, model units (3,): the fixed point of scaling."""
-    centroid = np.asarray(target.surface_points, dtype=np.float64).mean(axis=0)
-    return np.asarray(target.init_rotation) @ centroid + np.asarray(target.init_translation)
+    return _posed(np.asarray(target.surface_points, dtype=np.float64).mean(axis=0, keepdims=True), target)[0]
 
 
 def scaled_pose(target: FitTarget, factor: float, template: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,8 +90,7 @@ def face_points(target: FitTarget, template: np.ndarray, rng: np.random.Generato
     from scipy.spatial import cKDTree
 
     points = np.asarray(target.surface_points)
-    posed = points @ np.asarray(target.init_rotation).T + np.asarray(target.init_translation)
-    near = cKDTree(template).query(posed, distance_upper_bound=FACE_DISTANCE)[0] <= FACE_DISTANCE
+    near = cKDTree(template).query(_posed(points, target), distance_upper_bound=FACE_DISTANCE)[0] <= FACE_DISTANCE
     if near.sum() >= 100:
         points = points[near]
     return points[rng.permutation(len(points))[:SCORE_POINTS]]
@@ -99,9 +102,7 @@ def covered_template(target: FitTarget, template: np.ndarray) -> np.ndarray:
     rewarding an input grown over parts it never saw (a one-view cloud). All if under 100 are."""
     from scipy.spatial import cKDTree
 
-    points = np.asarray(target.surface_points)
-    posed = points @ np.asarray(target.init_rotation).T + np.asarray(target.init_translation)
-    near = cKDTree(posed).query(template, distance_upper_bound=FACE_DISTANCE)[0] <= FACE_DISTANCE
+    near = cKDTree(_posed(target.surface_points, target)).query(template, distance_upper_bound=FACE_DISTANCE)[0] <= FACE_DISTANCE
     return template[near] if near.sum() >= 100 else template
 
 
