@@ -441,8 +441,8 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
                     f", {found['mm_per_input_unit']:.4g} mm per input unit ({found['unit']}), "
                     f"alignment residual {found['residual_mm']:.2f} mm, coverage {100 * found['coverage']:.0f}%"
                     + ("" if "scale_sweep" not in found else
-                       f", scale {found['scale_sweep']['chosen']:.3f} x the search's, best of "
-                       f"{len(found['scale_sweep']['factors'])} fits"))
+                       f", scale {found['scale_sweep']['chosen']:.3f} x the search's, chosen by "
+                       f"{len(found['scale_sweep']['factors'])} short fits"))
                 print(f"fitted {target.name} ({seconds:.1f} s, sdf {history[-1, row, 1]:.4g}{aligned})")
         fit_io.write_fits_index(out_dir, str(loaded.path), same_identity, entries)
     for target in targets:
