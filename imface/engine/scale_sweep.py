@@ -10,17 +10,16 @@ fixed per copy and the pose re-fitted to the mean face at each scale (scaling al
 face where the mean face would not hold it). Each short fit is scored both ways, in the
 input's own units so that scales compare fairly: the trimmed mean distance of the input's face
 points (those near the mean face as the search posed it) to its surface, and of its surface
-(the mean face's points the input covers, projected onto the fit) back to the input, so that a
-fit reaching past a shrunken input's border costs. A parabola through the best score and its
-two neighbours gives the scale the real fit runs at.
+(the mean face's points the input covers, projected onto the fit) back to the input's surface
+(point to plane, so that the gaps of a sparse cloud do not count), so that a fit reaching past a
+shrunken input's border costs. A parabola through the best score and its two neighbours gives
+the scale the real fit runs at.
 
-Off by default (``imface fit --scale-sweep 7`` turns it on). On the validation identities the
-one-way score brought 10 of 20 inputs within 2% but sent expressive ones 5-8% small into far
-worse fits, and on the test identities it did so for 8 of 20; the two-way score fixed that on
-validation meshes (mean Chamfer 0.907 -> 0.727 mm, worst mesh / processed-scan fit 2.86 ->
-1.36) but sent one person's one-view clouds 5-8% large into worse fits; on the test identities
-it brought 14 of 20 within 2% (the search: 10) and meshes 0.908 -> 0.779 mm, clouds 0.773 ->
-0.706 (README "Fitting your own scans"); not yet the default.
+On by default (``DEFAULT_SCALE_SWEEP``; README "Fitting your own scans" has the runs): the
+one-way score sent expressive inputs 4-8.5% small into far worse fits; the two-way score with
+point-to-point distances back to the input sent one person's one-view clouds 5-8% large; point
+to plane, on the validation identities, 11 of 20 inputs came within 2% (the search: 0), meshes
+0.907 -> 0.733 mm and one-view clouds 0.861 -> 0.758 mm Chamfer.
 """
 from __future__ import annotations
 
@@ -106,15 +105,30 @@ def covered_template(target: FitTarget, template: np.ndarray) -> np.ndarray:
     return template[near] if near.sum() >= 100 else template
 
 
+def local_planes(points: np.ndarray, neighbours: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's local surface, from its ``neighbours`` nearest points (N, 3): unit normals
+    (N, 3) (the direction of least spread) and the sampling spacing there (N,), the distance to
+    the fourth-nearest other point (same units)."""
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(points, dtype=np.float64)
+    distance, index = cKDTree(points).query(points, k=min(neighbours + 1, len(points)))
+    local = points[index] - points[index].mean(axis=1, keepdims=True)
+    normals = np.linalg.eigh(np.einsum("nki,nkj->nij", local, local))[1][:, :, 0]
+    return normals, distance[:, min(4, distance.shape[1] - 1)]
+
+
 def score_copies(model: torch.nn.Module, points: np.ndarray, state, rows: slice, factors: np.ndarray, trim: float,
                  device: torch.device, template: np.ndarray | None = None) -> np.ndarray:
     """Trimmed mean |f| of points (N, 3) (the input at the search's scale) under each copy's fit
     (rows of ``state``; copy k saw them grown by ``factors[k]``), in the points' own units, so
     the scales compare fairly; distances cap at ``trim``. With ``template`` (M, 3), the mean
     face's front points, the fit is also measured back to the input: those points projected
-    onto each fitted surface (two Newton steps), their trimmed mean distance to the nearest
-    posed input point, and the score is the mean of both directions (a fit that reaches past
-    the input's border then costs). Returns (len(factors),)."""
+    onto each fitted surface (two Newton steps), their trimmed mean distance to the input's
+    surface: to the plane of the nearest posed input point (:func:`local_planes`), plus how far
+    along it they lie beyond that point's sampling spacing, so that the gaps between a sparse
+    cloud's points do not count and a fit reaching past the input's border does. The score is
+    the mean of both directions. Returns (len(factors),)."""
     x = torch.from_numpy(np.asarray(points, dtype=np.float32)).to(device)
     grow = torch.tensor(factors, dtype=torch.float32, device=device)
     rotation, translation = state.rotation[rows], state.translation[rows]
@@ -131,7 +145,14 @@ def score_copies(model: torch.nn.Module, points: np.ndarray, state, rows: slice,
     for _ in range(2):  # onto each fit's zero set
         out = model.evaluate(surface, *codes, with_gradients=True)
         surface = (surface - out.sdf[..., None] * out.gradient).detach()
-    back = torch.cdist(surface, posed).min(dim=2).values
+    normals, spacing = (torch.from_numpy(a.astype(np.float32)).to(device) for a in local_planes(points))
+    nearest = torch.cdist(surface, posed).min(dim=2).indices  # (k, M)
+    offset = surface - torch.gather(posed, 1, nearest[..., None].expand(-1, -1, 3))
+    normal = torch.gather(normals[None] @ rotation.transpose(1, 2), 1, nearest[..., None].expand(-1, -1, 3))
+    across = (offset * normal).sum(dim=-1).abs()
+    along = (offset.square().sum(dim=-1) - across.square()).clamp_min(0).sqrt()
+    beyond = (along - grow[:, None] * spacing[nearest]).clamp_min(0)
+    back = (across.square() + beyond.square()).sqrt()
     to_input = (back / grow[:, None]).clamp_max(trim).mean(dim=1)
     return (0.5 * (to_fit + to_input)).cpu().numpy().astype(np.float64)
 
