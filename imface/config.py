@@ -29,10 +29,9 @@ DEFAULT_FIT_ROBUST_MM = 5.0
 
 #: Scales tried by short fits for inputs whose unit the search found (``imface fit --scale-sweep``,
 #: :mod:`imface.engine.scale_sweep`; 0: keep the search's scale, the person's size included).
-#: Off: scored one way it pulled 8 of 20 expressive test inputs small into worse fits; scored both
-#: ways (now) it fixed that (test: 14 of 20 within 2%, meshes 0.908 -> 0.779 mm); to be made the
-#: default once CI and the demo are re-run with it (README "Fitting your own scans").
-DEFAULT_SCALE_SWEEP = 0
+#: Chosen on the validation identities (README "Fitting your own scans"): scale within 2% 0 -> 11
+#: of 20, meshes 0.907 -> 0.733 mm, one-view clouds 0.861 -> 0.758 mm; about 10 s more per fit.
+DEFAULT_SCALE_SWEEP = 7
 
 _WARPS = ("se3", "translation")
 _DEFORMATIONS = ("disentangled", "joint")
