@@ -283,16 +283,14 @@ def surface_shape(points: np.ndarray) -> tuple[float, float]:
     """(relative depth, local thickness) of a point set (N >= 32, any unit), on 2,000 of its points
     (fixed seed): the smallest over the largest principal spread, and the median share of the
     smallest local principal spread over each point's 16 nearest neighbours."""
-    from scipy.spatial import cKDTree
+    from imface.ops.neighbourhoods import local_covariances
 
     rng = np.random.default_rng(0)
     sample = np.asarray(points, dtype=np.float64)
     sample = sample[rng.choice(len(sample), min(2000, len(sample)), replace=False)]
     spread = np.linalg.svd(sample - sample.mean(axis=0), compute_uv=False)
     depth = float(spread[2] / spread[0]) if spread[0] > 0 else 0.0
-    _, neighbours = cKDTree(sample).query(sample, k=16)
-    local = sample[neighbours] - sample[neighbours].mean(axis=1, keepdims=True)
-    eigen = np.linalg.eigvalsh(np.einsum("nki,nkj->nij", local, local))
+    eigen = np.linalg.eigvalsh(local_covariances(sample, 16)[0])
     return depth, float(np.median(eigen[:, 0] / np.maximum(eigen.sum(axis=1), 1e-300)))
 
 

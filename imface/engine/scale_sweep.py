@@ -31,6 +31,7 @@ import torch
 from imface.config import DEFAULT_FIT_ROBUST_MM
 from imface.data.canonical import MM_PER_UNIT
 from imface.engine.fit_inputs import FitTarget, rescale_target
+from imface.ops.neighbourhoods import local_planes
 
 #: Points of each input scored after the fits (a fixed subset, the same for every scale).
 SCORE_POINTS = 8192
@@ -105,19 +106,6 @@ def covered_template(target: FitTarget, template: np.ndarray) -> np.ndarray:
     return template[near] if near.sum() >= 100 else template
 
 
-def local_planes(points: np.ndarray, neighbours: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    """Each point's local surface, from its ``neighbours`` nearest points (N, 3): unit normals
-    (N, 3) (the direction of least spread) and the sampling spacing there (N,), the distance to
-    the fourth-nearest other point (same units)."""
-    from scipy.spatial import cKDTree
-
-    points = np.asarray(points, dtype=np.float64)
-    distance, index = cKDTree(points).query(points, k=min(neighbours + 1, len(points)))
-    local = points[index] - points[index].mean(axis=1, keepdims=True)
-    normals = np.linalg.eigh(np.einsum("nki,nkj->nij", local, local))[1][:, :, 0]
-    return normals, distance[:, min(4, distance.shape[1] - 1)]
-
-
 def score_copies(model: torch.nn.Module, points: np.ndarray, state, rows: slice, factors: np.ndarray, trim: float,
                  device: torch.device, template: np.ndarray | None = None) -> np.ndarray:
     """Trimmed mean |f| of points (N, 3) (the input at the search's scale) under each copy's fit
@@ -125,7 +113,7 @@ def score_copies(model: torch.nn.Module, points: np.ndarray, state, rows: slice,
     the scales compare fairly; distances cap at ``trim``. With ``template`` (M, 3), the mean
     face's front points, the fit is also measured back to the input: those points projected
     onto each fitted surface (two Newton steps), their trimmed mean distance to the input's
-    surface: to the plane of the nearest posed input point (:func:`local_planes`), plus how far
+    surface: to the plane of the nearest posed input point (:func:`imface.ops.neighbourhoods.local_planes`), plus how far
     along it they lie beyond that point's sampling spacing, so that the gaps between a sparse
     cloud's points do not count and a fit reaching past the input's border does. The score is
     the mean of both directions. Returns (len(factors),)."""
@@ -157,22 +145,22 @@ def score_copies(model: torch.nn.Module, points: np.ndarray, state, rows: slice,
     return (0.5 * (to_fit + to_input)).cpu().numpy().astype(np.float64)
 
 
-def _fit_and_score(model: torch.nn.Module, chunk: list[FitTarget], factor_rows: list[np.ndarray],
-                   points: list[np.ndarray], settings, code_stats: dict, loss_weights, template: np.ndarray,
-                   trim: float, device: torch.device, optimise) -> np.ndarray:
-    """Fit each target of ``chunk`` at each of its factors (one batch; every copy keeps the
+def _fit_and_score(model: torch.nn.Module, chunk: list[FitTarget], factors: np.ndarray, points: list[np.ndarray],
+                   settings, code_stats: dict, loss_weights, template: np.ndarray, trim: float, device: torch.device,
+                   optimise) -> np.ndarray:
+    """Fit each target of ``chunk`` at each of the ``factors`` (one batch; every copy keeps the
     target's name, so all see the same samples) and score the fits on its ``points``:
-    (len(chunk), k) trimmed mean distances, model units at the search's scale."""
+    (len(chunk), len(factors)) trimmed mean distances, model units at the search's scale."""
     copies = []
-    for target, factors in zip(chunk, factor_rows):
+    for target in chunk:
         for factor in factors:
             rotation, translation = scaled_pose(target, factor, template)
             copies.append(dataclasses.replace(
                 target, surface_points=(target.surface_points * factor).astype(np.float32), fit_scale=False,
                 init_rotation=rotation, init_translation=translation))
     state, _ = optimise(model, copies, settings, code_stats, loss_weights, device=device)
-    k = len(factor_rows[0])
-    return np.stack([score_copies(model, points[i], state, slice(i * k, (i + 1) * k), factor_rows[i], trim, device,
+    k = len(factors)
+    return np.stack([score_copies(model, points[i], state, slice(i * k, (i + 1) * k), factors, trim, device,
                                   covered_template(chunk[i], template))
                      for i in range(len(chunk))])
 
@@ -193,8 +181,8 @@ def sweep_scales(model: torch.nn.Module, targets: list[FitTarget], settings, cod
     for start in range(0, len(targets), per_call):
         chunk = targets[start:start + per_call]
         points = [face_points(target, template, rng) for target in chunk]
-        scores = _fit_and_score(model, chunk, [factors] * len(chunk), points, short, code_stats, loss_weights,
-                                template, trim, device, optimise)
+        scores = _fit_and_score(model, chunk, factors, points, short, code_stats, loss_weights, template, trim,
+                                device, optimise)
         for target, row in zip(chunk, scores):
             factor = float(np.exp(parabola_minimum(np.log(factors), row)))
             target.init_rotation, target.init_translation = scaled_pose(target, factor, template)

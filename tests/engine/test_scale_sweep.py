@@ -11,8 +11,8 @@ import torch
 from imface.engine import fit_io
 from imface.engine.fit_inputs import FitTarget, processed_target
 from imface.engine.fitter import FitSettings, FitState, optimise
-from imface.engine.scale_sweep import (covered_template, face_points, local_planes, parabola_minimum, scaled_pose,
-                                       score_copies, sweep_factors, sweep_scales)
+from imface.engine.scale_sweep import (covered_template, face_points, parabola_minimum, scaled_pose, score_copies,
+                                       sweep_factors, sweep_scales)
 from imface.ops.rigid import random_rotation
 from imface.ops.similarity_search import refine_pose
 from tests.engine.synthetic_data import sphere_of
@@ -81,15 +81,6 @@ def test_two_sided_scores_measure_the_fit_back_to_the_input():
     one = score_copies(_Sphere(), half, state, slice(0, n), factors, 1.0, torch.device("cpu"))
     two = score_copies(_Sphere(), half, state, slice(0, n), factors, 1.0, torch.device("cpu"), template)
     assert one[2] < 0.002 and two[2] > 0.02
-
-
-def test_local_planes_give_normals_and_the_sampling_spacing():
-    grid = np.stack(np.meshgrid(np.arange(20.0), np.arange(20.0)), axis=-1).reshape(-1, 2) * 0.01
-    tilt = random_rotation(np.random.default_rng(3), 30.0)
-    points = np.c_[grid, np.zeros(len(grid))] @ tilt.T
-    normals, spacing = local_planes(points)
-    np.testing.assert_allclose(np.abs(normals @ tilt[:, 2]), 1.0, atol=1e-6)
-    assert np.allclose(spacing[(grid > 0.015).all(axis=1) & (grid < 0.175).all(axis=1)], 0.01)  # four neighbours at 0.01
 
 
 def test_the_gaps_of_a_sparse_input_do_not_count_against_a_fit():

@@ -1,0 +1,24 @@
+"""Each point's neighbourhood in a point set: its spread and local plane (no mesh needed)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def local_covariances(points: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scatter matrices (N, 3, 3) of each point's ``count`` nearest points (itself included),
+    about their mean, and the distances to them (N, count), nearest first (0: the point itself).
+    ``count`` is capped at N."""
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(points, dtype=np.float64)
+    distance, index = cKDTree(points).query(points, k=min(count, len(points)))
+    local = points[index] - points[index].mean(axis=1, keepdims=True)
+    return np.einsum("nki,nkj->nij", local, local), distance
+
+
+def local_planes(points: np.ndarray, neighbours: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's local surface, from its ``neighbours`` nearest points (N, 3): unit normals
+    (N, 3) (the direction of least spread) and the sampling spacing there (N,), the distance to
+    the fourth-nearest other point (same units)."""
+    scatter, distance = local_covariances(points, neighbours + 1)
+    return np.linalg.eigh(scatter)[1][:, :, 0], distance[:, min(4, distance.shape[1] - 1)]
