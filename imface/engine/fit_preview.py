@@ -4,8 +4,8 @@ One row per scan, written as ``FITS/<scan>/preview.png`` by ``imface fit --previ
 contact sheet of all rows, ``FITS/preview.png``. The demo's fit figure uses the same rows.
 The fit is shown cropped like its target (the pipeline's crop, as ``imface eval`` scores it),
 so parts an implicit model adds beyond the scan (ears, neck) do not read as errors; the error
-is each fitted vertex's distance to the target surface (to the nearest target point for point
-sets), 0 to ``ERROR_RANGE_MM`` mm.
+is each fitted vertex's distance to the target surface (for point sets, the surface their points
+sample: :func:`imface.ops.neighbourhoods.distance_to_sampled_surface`), 0 to ``ERROR_RANGE_MM`` mm.
 """
 from __future__ import annotations
 
@@ -28,10 +28,9 @@ def preview_row(target_vertices: np.ndarray, target_faces: np.ndarray | None, fi
     target: (V, 3) model units, model space, with faces (F, 3) or None (a point set);
     fit: the fitted mesh (V', 3) / (F', 3) in the same frame.
     """
-    from scipy.spatial import cKDTree
-
     from imface.eval.crop import crop_like_ground_truth
     from imface.ops.metrics import surface_distance_mm
+    from imface.ops.neighbourhoods import distance_to_sampled_surface
     from imface.ops.render import error_colors, render_mesh
 
     try:
@@ -40,8 +39,8 @@ def preview_row(target_vertices: np.ndarray, target_faces: np.ndarray | None, fi
         vertices, faces = np.asarray(fit_vertices, dtype=np.float64), np.asarray(fit_faces, dtype=np.int64)
     if target_faces is not None and len(target_faces):
         errors = surface_distance_mm(vertices, target_vertices, target_faces)
-    else:
-        errors = cKDTree(np.asarray(target_vertices, dtype=np.float64)).query(vertices)[0] * MM_PER_UNIT
+    else:  # a point set: its surface, not its nearest point (a sparse cloud's gaps are no error)
+        errors = distance_to_sampled_surface(vertices, target_vertices) * MM_PER_UNIT
     frame = np.asarray(target_vertices, dtype=np.float64)
     faces_or_none = None if target_faces is None or not len(target_faces) else target_faces
     cells = []

@@ -22,3 +22,19 @@ def local_planes(points: np.ndarray, neighbours: int = 12) -> tuple[np.ndarray, 
     the fourth-nearest other point (same units)."""
     scatter, distance = local_covariances(points, neighbours + 1)
     return np.linalg.eigh(scatter)[1][:, :, 0], distance[:, min(4, distance.shape[1] - 1)]
+
+
+def distance_to_sampled_surface(queries: np.ndarray, points: np.ndarray, neighbours: int = 12) -> np.ndarray:
+    """Distance (Q,) from queries (Q, 3) to the surface a point set (N, 3) samples: to the local
+    plane of the nearest point (:func:`local_planes`), plus how far along that plane the query
+    lies beyond the point's sampling spacing. Unlike the distance to the nearest point, the gaps
+    between a sparse set's points count nothing, while a query past the set's border still does."""
+    from scipy.spatial import cKDTree
+
+    points, queries = np.asarray(points, dtype=np.float64), np.asarray(queries, dtype=np.float64)
+    normals, spacing = local_planes(points, neighbours)
+    nearest = cKDTree(points).query(queries)[1]
+    offset = queries - points[nearest]
+    across = np.abs(np.einsum("qi,qi->q", offset, normals[nearest]))
+    along = np.sqrt(np.maximum(np.einsum("qi,qi->q", offset, offset) - across**2, 0.0))
+    return np.hypot(across, np.maximum(along - spacing[nearest], 0.0))
