@@ -1,4 +1,5 @@
-"""Benchmark: landmark-free fitting of scans as users hand them over (README "Fitting your own scans").
+"""Benchmark: landmark-free fitting of scans as users hand them over (README "Fitting your own scans";
+the runs behind its defaults: docs/fitting.md).
 
 From test scans of a processed dataset (held-out identities only), it builds per scan:
 

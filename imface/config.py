@@ -23,13 +23,13 @@ DEFAULT_FIT_LR = 1.0
 
 #: Default robust distance (mm) of fits of raw meshes and point sets (``imface fit --robust``):
 #: in the second half of a fit, surface points farther than this from the fitted surface stop
-#: pulling. Chosen on validation identities (README "Fitting your own scans"): cluttered, holed
+#: pulling. Chosen on validation identities (docs/fitting.md): cluttered, holed
 #: meshes fitted better in 9 of 9 cases than without it. Processed scans carry no clutter: 0.
 DEFAULT_FIT_ROBUST_MM = 5.0
 
 #: Scales tried by short fits for inputs whose unit the search found (``imface fit --scale-sweep``,
 #: :mod:`imface.engine.scale_sweep`; 0: keep the search's scale, the person's size included).
-#: Chosen on the validation identities (README "Fitting your own scans"): scale within 2% 0 -> 11
+#: Chosen on the validation identities (docs/fitting.md): scale within 2% 0 -> 11
 #: of 20, meshes 0.907 -> 0.733 mm, one-view clouds 0.861 -> 0.758 mm; about 10 s more per fit.
 DEFAULT_SCALE_SWEEP = 7
 

@@ -15,7 +15,7 @@ points (those near the mean face as the search posed it) to its surface, and of 
 shrunken input's border costs. A parabola through the best score and its two neighbours gives
 the scale the real fit runs at.
 
-On by default (``DEFAULT_SCALE_SWEEP``; README "Fitting your own scans" has the runs): the
+On by default (``DEFAULT_SCALE_SWEEP``; docs/fitting.md has the runs): the
 one-way score sent expressive inputs 4-8.5% small into far worse fits; the two-way score with
 point-to-point distances back to the input sent one person's one-view clouds 5-8% large; point
 to plane, on the validation identities, 11 of 20 inputs came within 2% (the search: 0), meshes
