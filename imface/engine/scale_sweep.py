@@ -31,7 +31,7 @@ import torch
 from imface.config import DEFAULT_FIT_ROBUST_MM
 from imface.data.canonical import MM_PER_UNIT
 from imface.engine.fit_inputs import FitTarget, rescale_target
-from imface.ops.neighbourhoods import local_planes
+from imface.ops.neighbourhoods import distance_to_sampled_surface
 
 #: Points of each input scored after the fits (a fixed subset, the same for every scale).
 SCORE_POINTS = 8192
@@ -112,11 +112,11 @@ def score_copies(model: torch.nn.Module, points: np.ndarray, state, rows: slice,
     (rows of ``state``; copy k saw them grown by ``factors[k]``), in the points' own units, so
     the scales compare fairly; distances cap at ``trim``. With ``template`` (M, 3), the mean
     face's front points, the fit is also measured back to the input: those points projected
-    onto each fitted surface (two Newton steps), their trimmed mean distance to the input's
-    surface: to the plane of the nearest posed input point (:func:`imface.ops.neighbourhoods.local_planes`), plus how far
-    along it they lie beyond that point's sampling spacing, so that the gaps between a sparse
-    cloud's points do not count and a fit reaching past the input's border does. The score is
-    the mean of both directions. Returns (len(factors),)."""
+    onto each fitted surface (two Newton steps), their trimmed mean distance to the surface the
+    input's points sample (:func:`imface.ops.neighbourhoods.distance_to_sampled_surface`: to the
+    plane of the nearest input point, plus how far along it they lie beyond its sampling spacing),
+    so that the gaps between a sparse cloud's points do not count and a fit reaching past the
+    input's border does. The score is the mean of both directions. Returns (len(factors),)."""
     x = torch.from_numpy(np.asarray(points, dtype=np.float32)).to(device)
     grow = torch.tensor(factors, dtype=torch.float32, device=device)
     rotation, translation = state.rotation[rows], state.translation[rows]
@@ -133,16 +133,12 @@ def score_copies(model: torch.nn.Module, points: np.ndarray, state, rows: slice,
     for _ in range(2):  # onto each fit's zero set
         out = model.evaluate(surface, *codes, with_gradients=True)
         surface = (surface - out.sdf[..., None] * out.gradient).detach()
-    normals, spacing = (torch.from_numpy(a.astype(np.float32)).to(device) for a in local_planes(points))
-    nearest = torch.cdist(surface, posed).min(dim=2).indices  # (k, M)
-    offset = surface - torch.gather(posed, 1, nearest[..., None].expand(-1, -1, 3))
-    normal = torch.gather(normals[None] @ rotation.transpose(1, 2), 1, nearest[..., None].expand(-1, -1, 3))
-    across = (offset * normal).sum(dim=-1).abs()
-    along = (offset.square().sum(dim=-1) - across.square()).clamp_min(0).sqrt()
-    beyond = (along - grow[:, None] * spacing[nearest]).clamp_min(0)
-    back = (across.square() + beyond.square()).sqrt()
-    to_input = (back / grow[:, None]).clamp_max(trim).mean(dim=1)
-    return (0.5 * (to_fit + to_input)).cpu().numpy().astype(np.float64)
+    # Copy k posed the input as grow_k * R_k x + t_k, a similarity: its fitted surface mapped back
+    # to the input's own frame is measured there, in the input's units, for every copy at once.
+    unposed = ((surface - translation[:, None, :]) @ rotation / grow[:, None, None]).cpu().numpy()
+    back = distance_to_sampled_surface(unposed.reshape(-1, 3), points).reshape(len(factors), -1)
+    to_input = np.minimum(back, trim).mean(axis=1)
+    return 0.5 * (to_fit.cpu().numpy().astype(np.float64) + to_input)
 
 
 def _fit_and_score(model: torch.nn.Module, chunk: list[FitTarget], factors: np.ndarray, points: list[np.ndarray],
