@@ -27,17 +27,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Umeyama: scale s, rotation R (3, 3), translation t (3,) minimising |s R source + t - target|^2."""
-    mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
-    a, b = source - mu_s, target - mu_t
-    u, d, vt = np.linalg.svd(b.T @ a)
-    sign = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    rotation = u @ sign @ vt
-    scale = float(np.trace(np.diag(d) @ sign) / np.sum(a**2))
-    return scale, rotation, mu_t - scale * rotation @ mu_s
-
-
 def linear_model(mean: np.ndarray, components: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The design matrix of ``s mean + components^T d + t`` (3V, 1 + k + 3) and its thin QR (Q, R):
     mean (V, 3), components (k, 3V) orthonormal rows."""
@@ -52,12 +41,14 @@ def fitted_scale(target: np.ndarray, model: tuple[np.ndarray, np.ndarray, np.nda
     For a fixed rotation the model is linear in (s, d, t) and solved exactly by least squares
     (alternating a similarity and a projection crawls along the valley where a bigger face and a
     bigger scale trade off, and stays wherever it starts); the rotation by Kabsch in between."""
+    from imface.ops.rigid import kabsch
+
     design, q, r = model
     rotation = np.eye(3)
     for _ in range(iterations):
         solution = np.linalg.solve(r, q.T @ (target @ rotation).ravel())  # the target in the model's axes
         shape = (design[:, :-3] @ solution[:-3]).reshape(-1, 3)
-        _, rotation, _ = similarity(shape, target)
+        rotation, _ = kabsch(shape, target)
     return float(solution[0])
 
 
@@ -69,7 +60,6 @@ def main() -> int:
 
     from imface.baselines.io import load_training_meshes
     from imface.baselines.pca import principal_components
-
     from imface.io.manifest import read_manifest
 
     # Every scan of the training identities (their held-out expressions too: a shape model that
