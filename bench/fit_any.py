@@ -146,7 +146,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--eval-points", type=int, default=100_000)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the inputs (their similarity, clutter, holes, noise)")
+    parser.add_argument("--fit-seed", type=int, default=0,
+                        help="imface fit --seed of every fit, the reference fits included (which points each step samples)")
     parser.add_argument("--robust", type=float, default=None,
                         help="imface fit --robust (mm) of the landmark-free fits (default: imface fit's; 0: off)")
     parser.add_argument("--code-prior", type=float, default=0.0, help="imface fit --code-prior of the landmark-free fits")
@@ -167,7 +169,8 @@ def main() -> None:
     (args.out / "inputs").mkdir(parents=True, exist_ok=True)
     kinds = set(args.kinds.split(","))
     cases = [c for c in build_cases(args.data, scans, args.out, args.seed) if c["kind"] in kinds]
-    options = dict(steps=args.steps, points=1024, landmarks=False, resolution=128, seed=0, metrics_points=0)
+    options = dict(steps=args.steps, points=1024, landmarks=False, resolution=128, seed=args.fit_seed,
+                   metrics_points=0)
     fit(args.exp_dir, args.data, args.out / "reference", split="test", scans=scans, progress=False, **options)
     from imface.eval.crop import crop_like_ground_truth
     from imface.ops.metrics import evaluate_reconstruction
