@@ -64,7 +64,7 @@ def write_preview(folder: Path, name: str, target_vertices: np.ndarray, target_f
     from imface.ops.contact_sheet import contact_sheet, save_png
 
     cells, median = preview_row(target_vertices, target_faces, fit_vertices, fit_faces)
-    label = f"{name}\nmedian {median:.2f} mm"
+    label = f"{name}\nmedian fit-to-input {median:.2f} mm"
     save_png(folder / PREVIEW_NAME, contact_sheet([cells], row_labels=[label], col_labels=column_labels()))
     return cells, label
 
