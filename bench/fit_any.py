@@ -23,6 +23,9 @@ and the cloud with ``imface fit --unit auto`` settings, and prints:
 - the cloud fits' Chamfer on the visible region against the mesh fits' on the same region (each
   fit as the whole-scan Chamfer's ICP aligned it; fit samples counted where the cloud's camera
   sees them and their ray toward it crosses the visible part);
+- the people's own size against the training scans' mean face (from their registered meshes,
+  when the dataset has them): a search onto the mean face makes that much of a scale error by
+  construction, so it shows how much of the scale error is the person's;
 - what happened to each non-face (refused with one line, or not);
 - seconds per landmark-free fit, pose search included.
 
@@ -121,6 +124,36 @@ def score(case: dict, fit_dir: Path, data: Path, points: int) -> dict:
     aligned = canonical @ np.asarray(full.rotation).T + np.asarray(full.translation_mm) / full.mm_per_unit
     row["aligned"] = (aligned, fitted.faces)
     return row
+
+
+def person_sizes(data: Path, scans: list[str]) -> dict[str, float] | None:
+    """Each scan's size against the training scans' mean face, in %: the RMS distance from their
+    centroids of its registered mesh's vertices inside the mean's unit sphere, against the
+    mean's own. A search onto the mean face makes this much of a scale error by construction
+    (a 3% bigger person comes out about 3% small). None without registered meshes."""
+    from imface.baselines.io import load_training_meshes
+    from imface.errors import ImfaceError
+    from imface.io.mesh import read_mesh
+
+    try:
+        training = load_training_meshes(data, "train")
+    except ImfaceError:
+        return None
+    mean = training.vertices.mean(axis=0, dtype=np.float64)
+    inside = np.linalg.norm(mean, axis=1) <= 1.0
+
+    def radius(vertices: np.ndarray) -> float:
+        part = np.asarray(vertices, dtype=np.float64)[inside]
+        return float(np.sqrt(np.mean(np.sum((part - part.mean(axis=0)) ** 2, axis=1))))
+
+    own = radius(mean)
+    sizes = {}
+    for scan in scans:
+        path = data / scan / "registered.ply"
+        if not path.is_file():
+            return None
+        sizes[scan] = 100 * (radius(read_mesh(path).vertices) / own - 1)
+    return sizes
 
 
 def visible_chamfer(recon: tuple[np.ndarray, np.ndarray], gt_vertices: np.ndarray, visible_faces: np.ndarray,
@@ -229,6 +262,16 @@ def main() -> None:
     print(f"fit_any: scale within 2% and pose within 2 deg: {sum(within)}/{len(within)} "
           f"({100 * np.mean(within):.0f}%; goal >= 95%); the search's scale alone within 2%: {sum(searched)}/{len(searched)}; "
           f"|scale error| median {np.median([abs(r['scale_error_pct']) for r in good]):.2f}%; good inputs refused: {len(failed)}")
+    sizes = person_sizes(args.data, scans) if good else None
+    if sizes is not None:
+        errors = np.array([r["scale_error_pct"] for r in good])
+        size = np.array([sizes[r["scan"]] for r in good])
+        for r in good:
+            r["person_size_pct"] = sizes[r["scan"]]
+        print(f"fit_any: the people's size against the training mean face: |size| median {np.median(abs(size)):.2f}%; "
+              f"a scale found as the mean face's would be within 2% on {int(np.sum(abs(size) <= 2))}/{len(size)}; "
+              f"correlation of the scale errors with -size {np.corrcoef(errors, -size)[0, 1]:.2f}; "
+              f"scale error + size: median {np.median(errors + size):+.2f}%, std {np.std(errors + size):.2f}%")
     if ratios:
         print(f"fit_any: mesh fit Chamfer / processed-scan fit (both cropped like the ground truth): median "
               f"{np.median(ratios):.3f}, max {np.max(ratios):.3f}, within 1.10 on {sum(r <= 1.10 for r in ratios)}/"
