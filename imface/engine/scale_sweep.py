@@ -15,11 +15,15 @@ points (those near the mean face as the search posed it) to its surface, and of 
 shrunken input's border costs. A parabola through the best score and its two neighbours gives
 the scale the real fit runs at.
 
-On by default (``DEFAULT_SCALE_SWEEP``; docs/fitting.md has the runs): the
-one-way score sent expressive inputs 4-8.5% small into far worse fits; the two-way score with
-point-to-point distances back to the input sent one person's one-view clouds 5-8% large; point
-to plane, on the validation identities, 11 of 20 inputs came within 2% (the search: 0), meshes
-0.907 -> 0.733 mm and one-view clouds 0.861 -> 0.758 mm Chamfer.
+Off by default since 2026-12-05 (``DEFAULT_SCALE_SWEEP``; ``imface fit --scale-sweep 7`` turns it
+on; docs/fitting.md has the runs). The one-way score sent expressive inputs 4-8.5% small into far
+worse fits; the two-way score with point-to-point distances back to the input sent one person's
+one-view clouds 5-8% large; point to plane, on two validation people, 11 of 20 inputs came within
+2% (the search: 0). On six validation people and three models it did not carry over: scale within
+2% on 26 of 72 inputs with it and without, Chamfer worse with it (meshes 0.709 against 0.689 mm,
+one-view clouds 0.728 against 0.706), 12-16 s more per fit. The scale errors are the people's
+sizes (016 6.6% smaller than the mean, fitted 4-6% large either way), which short fits of this
+model cannot tell from a unit.
 """
 from __future__ import annotations
 
