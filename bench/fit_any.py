@@ -132,6 +132,7 @@ def person_sizes(data: Path, scans: list[str]) -> dict[str, float] | None:
     mean's own. A search onto the mean face makes this much of a scale error by construction
     (a 3% bigger person comes out about 3% small). None without registered meshes."""
     from imface.baselines.io import load_training_meshes
+    from imface.correspondence import registered_face_vertices
     from imface.errors import ImfaceError
     from imface.io.mesh import read_mesh
 
@@ -140,7 +141,7 @@ def person_sizes(data: Path, scans: list[str]) -> dict[str, float] | None:
     except ImfaceError:
         return None
     mean = training.vertices.mean(axis=0, dtype=np.float64)
-    inside = np.linalg.norm(mean, axis=1) <= 1.0
+    inside = registered_face_vertices(mean)
 
     def radius(vertices: np.ndarray) -> float:
         part = np.asarray(vertices, dtype=np.float64)[inside]

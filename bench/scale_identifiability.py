@@ -29,6 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from imface.data.canonical import MM_PER_UNIT  # noqa: E402
+
 
 def linear_model(mean: np.ndarray, components: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The design matrix of ``s mean + components^T d + t`` (3V, 1 + k + 3) and its thin QR (Q, R):
@@ -65,7 +67,7 @@ def scale_signal_mm(mean: np.ndarray, components: np.ndarray, share: float = 0.0
     q, _ = np.linalg.qr(basis)
     change = share * centred.ravel()
     left = change - q @ (q.T @ change)
-    return float(100 * np.sqrt(np.mean(np.sum(left.reshape(-1, 3) ** 2, axis=1))))
+    return float(MM_PER_UNIT * np.sqrt(np.mean(np.sum(left.reshape(-1, 3) ** 2, axis=1))))
 
 
 def main() -> int:
