@@ -55,10 +55,10 @@ def main() -> int:
     import trimesh
     from scipy.spatial import cKDTree
 
-    from imface.data.canonical import MM_PER_UNIT
-    from imface.engine.config import apply_overrides, preset
-    from imface.engine.fitter import fit
-    from imface.engine.trainer import train
+    from imface.frame import MM_PER_UNIT
+    from imface.config.experiment import apply_overrides, preset
+    from imface.fitting.fitter import fit
+    from imface.training.trainer import train
 
     scans = args.scans.split(",")
     summary: dict[str, list[float]] = {}

@@ -32,7 +32,7 @@ def face_height(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def random_model_sdf(seed: int) -> SDFFunction:
     """Analytic face + 1e-3 * tanh(random ImFace SDF): costs one ImFace forward per point."""
     from imface.config import ModelConfig
-    from imface.data.canonical import CANONICAL_LANDMARKS_MM, MM_PER_UNIT
+    from imface.frame import CANONICAL_LANDMARKS_MM, MM_PER_UNIT
     from imface.model import ImFace
 
     torch.manual_seed(seed)
@@ -50,8 +50,8 @@ def random_model_sdf(seed: int) -> SDFFunction:
 
 def trained_model_sdf(exp_dir: Path, checkpoint: Path | None, scan: str | None) -> SDFFunction:
     """SDF of one training scan of a trained experiment folder (config.yaml, codes.json, checkpoints/)."""
-    from imface.engine import checkpoint as ckpt
-    from imface.engine.config import load_config
+    from imface.training import checkpoint as ckpt
+    from imface.config.experiment import load_config
     from imface.model import ImFace
 
     config = load_config(exp_dir / "config.yaml")

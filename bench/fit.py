@@ -38,7 +38,7 @@ from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_SPACE_POINTS  # noqa: E402
 
 
 def _chamfer(model, state, gt, resolution: int, points: int) -> float:
-    from imface.engine.fitter import fitted_mesh
+    from imface.fitting.fitter import fitted_mesh
     from imface.ops.metrics import evaluate_reconstruction
 
     mesh = fitted_mesh(model, state.id_codes[0], state.exp_codes[0], bool(state.neutral[0]), resolution)
@@ -48,7 +48,7 @@ def _chamfer(model, state, gt, resolution: int, points: int) -> float:
 
 def _run(loaded, target, settings, gt, args, every: int) -> list[tuple[int, float, float]]:
     """[(step, optimisation seconds so far, chamfer mm)] at every ``every`` steps and the end."""
-    from imface.engine.fitter import optimise
+    from imface.fitting.fitter import optimise
 
     curve: list[tuple[int, float, float]] = []
     clock = {"start": time.perf_counter(), "paused": 0.0}
@@ -87,9 +87,9 @@ def main() -> int:
     set_threads(args.threads)
     import trimesh
 
-    from imface.engine import fit_io
-    from imface.engine.fit_inputs import processed_target
-    from imface.engine.fitter import FitSettings
+    from imface.fitting import outputs as fit_io
+    from imface.fitting.inputs import processed_target
+    from imface.fitting.fitter import FitSettings
     from imface.io.manifest import read_manifest
 
     if args.quick:
@@ -147,8 +147,8 @@ def _landmark_free(args, scan_dir: Path) -> None:
     """Time ``imface fit --unit auto`` on the scan's mesh given in an arbitrary unit (x 37.3),
     turned by 30 degrees, with hair and shoulders: reading, the scale and pose search, the
     crop, the fit (``--steps``) and the outputs, as a user runs it."""
-    from imface.data import perturb
-    from imface.engine.fitter import fit
+    from imface.builtin import perturb
+    from imface.fitting.fitter import fit
     from imface.io.mesh import read_mesh, write_ply
     from imface.ops.rigid import random_rotation
 

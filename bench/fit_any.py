@@ -3,7 +3,7 @@ the runs behind its defaults: docs/fitting.md).
 
 From test scans of a processed dataset (held-out identities only), it builds per scan:
 
-- ``mesh``: the scan's mesh with hair, neck and shoulders around it (imface.data.perturb),
+- ``mesh``: the scan's mesh with hair, neck and shoulders around it (imface.builtin.perturb),
   holes, and 0.2-1 mm noise, under a random similarity (a named unit times 0.3-3x, a rotation of
   up to 40 degrees, a shift), written as .ply;
 - ``cloud``: what one depth camera sees from up to 40 degrees off the front, 2,000-5,000
@@ -16,7 +16,7 @@ and the cloud with ``imface fit --unit auto`` settings, and prints:
 - scale error (%) and pose error (degrees) after the fit (``--scale-lr`` > 0: the scale refined
   with the codes; the search's own scale error beside it), and the share within 2% / 2 degrees;
 - the Chamfer of the mesh fits (mapped back through the known similarity, then, as ``imface eval``
-  does, cropped like the ground truth: :func:`imface.eval.crop.crop_like_ground_truth`) against
+  does, cropped like the ground truth: :func:`imface.ops.ground_truth_crop.crop_like_ground_truth`) against
   the reference fits' Chamfer (cropped the same way), and both uncropped: a landmark-free fit's
   own crop sphere sits where its pose puts it, so uncropped it keeps a few mm of surface below
   an open jaw that the ground truth's crop cut off;
@@ -53,7 +53,7 @@ def _angle_deg(rotation: np.ndarray) -> float:
 
 
 def build_cases(data: Path, scans: list[str], out: Path, seed: int) -> list[dict]:
-    from imface.data import perturb
+    from imface.builtin import perturb
     from imface.io.mesh import read_mesh, write_ply
     from imface.ops.visibility import visible_vertices
 
@@ -94,7 +94,7 @@ def build_cases(data: Path, scans: list[str], out: Path, seed: int) -> list[dict
 
 
 def score(case: dict, fit_dir: Path, data: Path, points: int) -> dict:
-    from imface.eval.crop import crop_like_ground_truth
+    from imface.ops.ground_truth_crop import crop_like_ground_truth
     from imface.io.mesh import read_mesh
     from imface.ops.metrics import evaluate_reconstruction
 
@@ -192,7 +192,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from imface.benchmark.run import choose_test_scans
-    from imface.engine.fitter import fit
+    from imface.fitting.fitter import fit
     from imface.errors import ImfaceError
     from imface.io.manifest import read_manifest
     from imface.io.mesh import read_mesh
@@ -206,7 +206,7 @@ def main() -> None:
     options = dict(steps=args.steps, points=1024, landmarks=False, resolution=128, seed=args.fit_seed,
                    metrics_points=0)
     fit(args.exp_dir, args.data, args.out / "reference", split="test", scans=scans, progress=False, **options)
-    from imface.eval.crop import crop_like_ground_truth
+    from imface.ops.ground_truth_crop import crop_like_ground_truth
     from imface.ops.metrics import evaluate_reconstruction
 
     reference, reference_uncropped = {}, {}

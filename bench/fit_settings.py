@@ -54,14 +54,14 @@ def main() -> int:
     from data_regime import mouth
     from scipy.spatial import cKDTree
 
-    from imface.data.canonical import MM_PER_UNIT
-    from imface.engine.config import apply_overrides, preset
-    from imface.engine.fitter import fit
-    from imface.engine.trainer import train
+    from imface.frame import MM_PER_UNIT
+    from imface.config.experiment import apply_overrides, preset
+    from imface.fitting.fitter import fit
+    from imface.training.trainer import train
     from imface.io.manifest import read_manifest
 
     if args.spread_floor is not None:
-        from imface.engine import code_space
+        from imface.fitting import code_space
 
         code_space.SPREAD_FLOOR = args.spread_floor
     exp = args.out / args.name / f"seed-{args.seed}"
@@ -111,7 +111,7 @@ def own_codes(exp: Path, data: Path, rows: dict) -> None:
     """Add each training scan's Chamfer decoded with its own trained codes (same protocol)."""
     import trimesh
 
-    from imface.engine.fitter import fitted_mesh
+    from imface.fitting.fitter import fitted_mesh
     from imface.ops.metrics import evaluate_reconstruction
     from imface.pretrained import load_pretrained
 

@@ -31,10 +31,10 @@ print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')"
 if [ "$device" = cuda ]; then
   # every test that needs CUDA (the ones skipped on CPU), and the model/trainer tests on this machine
   step tests 150 "$python" -m pytest -q -x -p no:cacheprovider tests/ops/test_marching_cubes.py \
-    tests/engine/test_trainer.py -k "cuda or precision or recipe"
+    tests/training/test_trainer.py -k "cuda or precision or recipe"
   step train_step 150 "$python" bench/train_step.py --device cuda --steps 3
 else
-  step tests 300 "$python" -m pytest -q -x -p no:cacheprovider tests/engine/test_trainer.py -k "precision or recipe"
+  step tests 300 "$python" -m pytest -q -x -p no:cacheprovider tests/training/test_trainer.py -k "precision or recipe"
   step train_step 300 "$python" bench/train_step.py --threads 2 --points 1024 --steps 2
 fi
 data=${DATA:-.gpu/data}

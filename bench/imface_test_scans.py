@@ -32,9 +32,9 @@ def main() -> int:
 
     set_threads(2)
     from imface.benchmark.run import choose_test_scans
-    from imface.engine.config import apply_overrides, preset
-    from imface.engine.fitter import fit
-    from imface.engine.trainer import train
+    from imface.config.experiment import apply_overrides, preset
+    from imface.fitting.fitter import fit
+    from imface.training.trainer import train
     from imface.eval.evaluate import evaluate_folder
     from imface.io.manifest import read_manifest
 

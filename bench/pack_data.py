@@ -35,7 +35,7 @@ def main() -> None:
     scans = [s for s in manifest["scans"] if s["name"] in train and s["identity"] in keep_ids]
     from types import SimpleNamespace
 
-    from imface.engine.curves import choose_probe_scans
+    from imface.training.curves import choose_probe_scans
 
     probe = {scans[i]["name"] for i in choose_probe_scans([SimpleNamespace(**s) for s in scans], args.probe_scans)}
     if args.out.exists():

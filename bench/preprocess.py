@@ -1,7 +1,7 @@
 """Time the preprocessing of one raw scan of about 100k triangles on one thread.
 
 Times the first scan of ``--raw DIR`` (e.g. a folder from ``imface data bfm``) when
-given; else one scan of the built-in generator (``imface.data.builtin``) when the BFM
+given; else one scan of the built-in generator (``imface.builtin.write``) when the BFM
 statistics are in the cache; else the synthetic face-like scan of the tests at about
 100k triangles.
 Generated scans go to a temporary folder only.
@@ -28,18 +28,18 @@ def _builtin_scan(folder: Path) -> Path | None:
     """One raw scan from the built-in generator (``imface data bfm``: posed, noisy, with
     holes), written to a temporary folder; None when the BFM statistics are not in the
     cache (the bench never downloads)."""
-    from imface.data.bfm_source import cache_dir
+    from imface.builtin.bfm import cache_dir
 
     if not any(cache_dir().glob("bfm-statistics-*.npz")):
         return None
-    from imface.data.builtin import write_dataset
+    from imface.builtin.write import write_dataset
 
     write_dataset(folder, identities=1, expressions="neutral")
     return folder
 
 
 def _synthetic_scan(folder: Path, step: float) -> Path:
-    from tests.data.synthetic import write_builtin_dataset
+    from tests.synthetic_raw import write_builtin_dataset
 
     return write_builtin_dataset(folder, identities=1, expressions=((1, "neutral"),), step=step)
 
@@ -54,8 +54,8 @@ def main() -> None:
     args = parser.parse_args()
     set_threads(1)
 
-    from imface.data.layouts import discover_scans
-    from imface.data.pipeline import STAGES, PreprocessConfig, preprocess_scan
+    from imface.preprocess.layouts import discover_scans
+    from imface.preprocess.scan import STAGES, PreprocessConfig, preprocess_scan
     from imface.io.mesh import read_mesh
 
     with tempfile.TemporaryDirectory() as tmp:

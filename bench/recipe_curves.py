@@ -55,10 +55,10 @@ def main() -> int:
 
     set_threads(args.threads)
     from imface.benchmark.run import choose_test_scans
-    from imface.engine.config import apply_overrides, preset
-    from imface.engine.curves import read_curves
-    from imface.engine.fitter import fit
-    from imface.engine.trainer import train
+    from imface.config.experiment import apply_overrides, preset
+    from imface.training.curves import read_curves
+    from imface.fitting.fitter import fit
+    from imface.training.trainer import train
     from imface.eval.evaluate import evaluate_folder
     from imface.io.manifest import read_manifest
 

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from imface.data.canonical import MM_PER_UNIT  # noqa: E402
+from imface.frame import MM_PER_UNIT  # noqa: E402
 
 
 def linear_model(mean: np.ndarray, components: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import torch
 
 from imface.config import LossConfig, ModelConfig
-from imface.data.canonical import CANONICAL_LANDMARKS_MM, MM_PER_UNIT
+from imface.frame import CANONICAL_LANDMARKS_MM, MM_PER_UNIT
 from imface.fields.reference import loop_reference_model
 from imface.losses import compute_losses
 from imface.model import ImFace
@@ -82,8 +82,8 @@ def tune_malloc() -> bool:
 
 def make_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], precision: str = "fp32") -> Callable[[], None]:
     """One full training step of ``model`` on ``batch`` (forward, all losses, backward, Adam),
-    at a ``train.precision`` (imface.engine.precision), on the batch's device."""
-    from imface.engine.precision import Precision
+    at a ``train.precision`` (imface.training.precision), on the batch's device."""
+    from imface.training.precision import Precision
 
     optimizer = _adam(model)
     losses_config = LossConfig()

@@ -23,9 +23,9 @@ _LAZY = {
     "load_pretrained": ("imface.pretrained", "load_pretrained"),
     "export_model": ("imface.pretrained", "export_model"),
     "extract_mesh": ("imface.generate", "extract_scan_mesh"),
-    "preprocess_dataset": ("imface.data.preprocess", "preprocess_dataset"),
-    "train": ("imface.engine.trainer", "train"),
-    "fit": ("imface.engine.fitter", "fit"),
+    "preprocess_dataset": ("imface.preprocess.run", "preprocess_dataset"),
+    "train": ("imface.training.trainer", "train"),
+    "fit": ("imface.fitting.fitter", "fit"),
 }
 
 __all__ = ["ImfaceError", "__version__", *_LAZY]

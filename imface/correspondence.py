@@ -23,8 +23,8 @@ import safetensors.torch
 import torch
 from scipy.spatial import cKDTree
 
-from imface.data.canonical import MM_PER_UNIT
-from imface.data.dataset import read_landmarks
+from imface.frame import MM_PER_UNIT
+from imface.dataset import read_landmarks
 from imface.errors import ImfaceError
 from imface.generate import Face, evaluate_at, safe_name, template_colors, write_mesh, write_sheet
 from imface.io.atomic import save_npy, write_json

@@ -134,10 +134,10 @@ def write_pictures(raw_dir: Path, data_dir: Path, out_dir: Path, max_rows: int =
 
 def run_demo(config: DemoConfig) -> Path:
     """Run every stage into ``config.out``; returns the path of ``report.md``."""
-    from imface.data.builtin import write_dataset
-    from imface.data.check import check_dataset
-    from imface.data.pipeline import PreprocessConfig
-    from imface.data.preprocess import preprocess_dataset
+    from imface.builtin.write import write_dataset
+    from imface.preprocess.check import check_dataset
+    from imface.preprocess.scan import PreprocessConfig
+    from imface.preprocess.run import preprocess_dataset
 
     out = Path(config.out)
     raw_dir, data_dir, exp_dir, pictures_dir = out / "raw", out / "processed", out / "experiment", out / "pictures"
@@ -186,10 +186,10 @@ def _train_stage(config: DemoConfig, data_dir: Path, exp_dir: Path, times: Stage
     """Train the ``cpu`` preset for ``train_minutes`` (resumes a previous demo's run)."""
     if config.train_minutes <= 0:
         return None
-    from imface.engine.config import preset
-    from imface.engine.trainer import train
-    from imface.engine.curves import CURVES_PNG
-    from imface.engine.writer import CURVES_NAME
+    from imface.config.experiment import preset
+    from imface.training.trainer import train
+    from imface.training.curves import CURVES_PNG
+    from imface.training.writer import CURVES_NAME
 
     experiment = preset(config.train_preset)
     experiment.train.seed = config.seed
@@ -212,7 +212,7 @@ def _train_stage(config: DemoConfig, data_dir: Path, exp_dir: Path, times: Stage
 def _fit_stage(config: DemoConfig, data_dir: Path, exp_dir: Path, fits_dir: Path, times: StageTimes) -> dict:
     """Fit held-out scans of the test identities (codes only, the network frozen), and
     extract their meshes; Chamfer / F-score against each scan's ground truth."""
-    from imface.engine.fitter import fit
+    from imface.fitting.fitter import fit
     from imface.io.manifest import read_manifest
 
     manifest = read_manifest(data_dir)
@@ -236,7 +236,7 @@ def _fit_stage(config: DemoConfig, data_dir: Path, exp_dir: Path, fits_dir: Path
 def write_fit_grid(data_dir: Path, fits_dir: Path, scans: list[str], png: Path) -> Path:
     """A PNG grid, one row per fitted scan: target | fit | fit coloured by its distance to the target
     (the rows of ``imface fit --preview``, front view only)."""
-    from imface.engine.fit_preview import preview_row, write_sheet
+    from imface.fitting.preview import preview_row, write_sheet
     from imface.io.manifest import read_manifest
     from imface.io.mesh import read_mesh
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import trimesh
 
-from imface.data.canonical import MM_PER_UNIT
+from imface.frame import MM_PER_UNIT
 from imface.errors import ImfaceError
 from imface.ops.metrics import surface_distance_mm
 from imface.ops.render import error_colors

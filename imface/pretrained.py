@@ -7,7 +7,7 @@ An exported model folder holds:
 - ``code_stats.safetensors``: mean and covariance of the training codes (identity rows; the
   expression rows, which belong to non-neutral scans only) for sampling new faces;
 - ``template_landmarks.json``: the (68, 3) template landmarks l'' in model units;
-- ``codes.json``: the name -> row code tables (see :class:`imface.data.dataset.CodeTables`);
+- ``codes.json``: the name -> row code tables (see :class:`imface.dataset.CodeTables`);
 - ``model.json``: format version, table sizes, source experiment and checkpoint, versions;
 - ``checksums.json``: SHA-256 of every other file, checked on every load.
 
@@ -27,9 +27,9 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from imface.data.dataset import CodeTables
-from imface.engine import checkpoint as ckpt
-from imface.engine.config import ExperimentConfig, load_config, save_config
+from imface.dataset import CodeTables
+from imface.training import checkpoint as ckpt
+from imface.config.experiment import ExperimentConfig, load_config, save_config
 from imface.errors import ImfaceError
 from imface.io.atomic import atomic_path, write_json
 from imface.io.hashing import sha256_file

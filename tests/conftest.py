@@ -6,7 +6,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def bfm():
-    """The BFM 2009 statistics (imface.data.bfm_source.BFMStatistics), loaded once per session."""
-    from imface.data.bfm_source import load_bfm
+    """The BFM 2009 statistics (imface.builtin.bfm.BFMStatistics), loaded once per session."""
+    from imface.builtin.bfm import load_bfm
 
     return load_bfm()

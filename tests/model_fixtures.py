@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.synthetic_data import write_synthetic_dataset
+from tests.synthetic_processed import write_synthetic_dataset
 
 TRAIN_STEPS = 200
 NUM_IDENTITIES = 4  # the last one is the test split
@@ -39,8 +39,8 @@ def trained_tiny_experiment(root: Path | None = None) -> tuple[Path, Path]:
 
     root: where to write (default: a temp folder removed at exit). Cached per process and root.
     """
-    from imface.engine.config import apply_overrides, preset
-    from imface.engine.trainer import train
+    from imface.config.experiment import apply_overrides, preset
+    from imface.training.trainer import train
 
     with _lock:
         if root in _cache:

@@ -27,7 +27,7 @@ from imface.correspondence import (
 from imface.errors import ImfaceError
 from imface.generate import extract_scan_mesh, resolve_face, write_mesh
 from imface.pretrained import load_pretrained
-from tests.engine.synthetic_data import sphere_of
+from tests.synthetic_processed import sphere_of
 from tests.model_fixtures import trained_tiny  # noqa: F401
 
 SCANS = ("001/1_neutral", "001/2_smile", "001/3_jaw_open", "002/2_smile")

@@ -29,7 +29,7 @@ from imface.generate import (
     write_mesh,
 )
 from imface.pretrained import CodeStats, load_pretrained
-from tests.engine.synthetic_data import sphere_of
+from tests.synthetic_processed import sphere_of
 from tests.model_fixtures import EXPRESSIONS as SYNTHETIC_EXPRESSIONS
 from tests.model_fixtures import trained_tiny  # noqa: F401
 

@@ -5,7 +5,7 @@ import torch
 import yaml
 
 from imface.config import LossConfig, ModelConfig
-from imface.data.canonical import CANONICAL_LANDMARKS_MM, FIVE_LANDMARK_IDS, MM_PER_UNIT
+from imface.frame import CANONICAL_LANDMARKS_MM, FIVE_LANDMARK_IDS, MM_PER_UNIT
 from imface.errors import ImfaceError
 from imface.fields.global_field import GlobalField
 from imface.fields.reference import loop_reference_model

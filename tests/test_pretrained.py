@@ -10,7 +10,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from imface.engine import checkpoint as ckpt
+from imface.training import checkpoint as ckpt
 from imface.errors import ImfaceError
 from imface.pretrained import (
     MODEL_FILES,

@@ -35,7 +35,7 @@ from scipy.sparse.linalg import spsolve
 from scipy.spatial.transform import Rotation
 
 from imface.baselines.pca import principal_components
-from imface.data.canonical import CANONICAL_LANDMARKS_MM, MM_PER_UNIT
+from imface.frame import CANONICAL_LANDMARKS_MM, MM_PER_UNIT
 
 #: Start of the pivot search, model units: the top of the jaw contour, 10 mm lower.
 INITIAL_PIVOT = (CANONICAL_LANDMARKS_MM[[0, 16]].mean(axis=0) - np.array([0.0, 10.0, 0.0])) / MM_PER_UNIT

@@ -196,10 +196,10 @@ def fit_baseline(
 
     Writes, atomically, into ``out_dir``: ``fitted_full.ply`` (the whole fitted model mesh,
     model units, the scan's frame), ``fitted.ply`` (the same cropped like the ground truth,
-    :func:`imface.eval.crop.crop_like_ground_truth`) and ``fit.json`` (coefficients, pose,
+    :func:`imface.ops.ground_truth_crop.crop_like_ground_truth`) and ``fit.json`` (coefficients, pose,
     history, seconds).
     """
-    from imface.eval.crop import crop_like_ground_truth
+    from imface.ops.ground_truth_crop import crop_like_ground_truth
     from imface.io.mesh import read_mesh, write_ply
     from imface.ops.sdf_sampling import sample_surface
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from imface.benchmark.config import ABLATION_ROWS, BenchmarkConfig
+from imface.config.benchmark import ABLATION_ROWS, BenchmarkConfig
 
 
 def _summary(bench_dir: Path, method: str, run: str) -> dict[str, Any]:
@@ -98,7 +98,7 @@ def identity_linearity(data_dir: Path) -> dict[str, Any] | None:
     onto it, against their RMS distance from the mean (the share of variance left unexplained)."""
     from imface.baselines.io import load_training_meshes
     from imface.baselines.pca import principal_components
-    from imface.data.canonical import MM_PER_UNIT
+    from imface.frame import MM_PER_UNIT
     from imface.errors import ImfaceError
 
     try:

@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from imface.benchmark.config import BenchmarkConfig
+from imface.config.benchmark import BenchmarkConfig
 
 #: Relative change of held-out Chamfer over a curve's last segment beyond which it is still
 #: falling (or rising); smaller changes count as flattened.
@@ -40,8 +40,8 @@ def step_dir(base: Path, step: int) -> Path:
 
 def fit_intermediate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str], device: str) -> bool:
     """Fit the test scans with every variant's checkpoints before the last; True if any work was done."""
-    from imface.engine import checkpoint as ckpt
-    from imface.engine.fitter import fit
+    from imface.training import checkpoint as ckpt
+    from imface.fitting.fitter import fit
     from imface.pretrained import load_pretrained
 
     did = False
@@ -96,7 +96,7 @@ def trend(values: list[float]) -> str:
 def collect_curves(config: BenchmarkConfig, bench_dir: Path) -> dict[str, Any]:
     """Per variant: steps, held-out Chamfer mean/std over the curve's seeds at each, training seconds at each,
     its trend, and the training-scan probe's trend (``curves.jsonl``)."""
-    from imface.engine.curves import curve_trend, read_curves
+    from imface.training.curves import curve_trend, read_curves
 
     def read(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text()) if path.is_file() else None

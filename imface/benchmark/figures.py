@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imface.benchmark.config import BenchmarkConfig
+from imface.config.benchmark import BenchmarkConfig
 
 #: Heatmap range of the error columns, mm (0 blue ... this value and above red).
 ERROR_RANGE_MM = 3.0
@@ -32,7 +32,7 @@ def write_fig4(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: 
     ground truth, as scored) and the same coloured by its distance to the ground truth
     (0 - ERROR_RANGE_MM mm, before the evaluation's ICP). Missing reconstructions stay blank."""
     from imface.errors import ImfaceError
-    from imface.eval.crop import crop_like_ground_truth
+    from imface.ops.ground_truth_crop import crop_like_ground_truth
     from imface.ops.metrics import surface_distance_mm
     from imface.ops.render import error_colors
     from imface.io.manifest import read_manifest

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from imface.benchmark.config import ABLATION_ROWS, BenchmarkConfig
+from imface.config.benchmark import ABLATION_ROWS, BenchmarkConfig
 from imface.benchmark.curves import collect_curves
 from imface.io.atomic import write_text
 from imface.io.manifest import read_manifest
@@ -33,7 +33,7 @@ def _mean_std(values: list[float]) -> dict[str, float | None]:
 def machine(device: str) -> dict[str, Any]:
     import torch
 
-    from imface.engine.trainer import git_commit
+    from imface.training.trainer import git_commit
     from imface.threads import get_threads
 
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from imface.benchmark.config import VARIANTS, BenchmarkConfig, load_benchmark_config, save_benchmark_config
+from imface.config.benchmark import VARIANTS, BenchmarkConfig, load_benchmark_config, save_benchmark_config
 from imface.errors import ImfaceError
 from imface.io.atomic import write_json
 from imface.io.manifest import Manifest, read_manifest
@@ -78,7 +78,7 @@ def choose_test_scans(manifest: Manifest, count: int) -> list[str]:
 
 def variant_experiment(config: BenchmarkConfig, variant: str, seed: int):
     """The training config of one variant and seed (engine preset + ablations + overrides)."""
-    from imface.engine.config import apply_ablations, apply_overrides, preset, set_field
+    from imface.config.experiment import apply_ablations, apply_overrides, preset, set_field
 
     ablations, overrides = VARIANTS[variant]
     experiment = apply_ablations(preset(config.train_preset), ablations)
@@ -135,7 +135,7 @@ def _train_variants(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, de
     """Train every variant and seed in segments ending at the learning curves' steps (exact resume
     in between); ``trained.json`` records the training seconds at the end of each segment."""
     from imface.benchmark.curves import curve_steps
-    from imface.engine.trainer import train
+    from imface.training.trainer import train
 
     did = False
     for variant in config.variants:
@@ -167,7 +167,7 @@ def _train_variants(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, de
 
 
 def _fit_variants(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str], device: str) -> bool:
-    from imface.engine.fitter import fit
+    from imface.fitting.fitter import fit
 
     did = False
     for variant in config.variants:

@@ -20,7 +20,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from imface.benchmark.config import BenchmarkConfig
+from imface.config.benchmark import BenchmarkConfig
 from imface.errors import ImfaceError
 from imface.io.atomic import write_json
 from imface.io.manifest import Manifest, read_manifest

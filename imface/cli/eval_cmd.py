@@ -37,8 +37,8 @@ def eval_(
 
 def write_eval_sheet(summary) -> Path:
     """One row per scored scan (target | reconstruction cropped like it | error; front and side)."""
-    from imface.engine.fit_inputs import read_input_geometry
-    from imface.engine.fit_preview import preview_row, write_sheet
+    from imface.fitting.inputs import read_input_geometry
+    from imface.fitting.preview import preview_row, write_sheet
     from imface.io.mesh import read_mesh
 
     rows, labels = [], []

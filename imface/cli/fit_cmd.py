@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM, DEFAULT_FIT_SPACE_POINTS, DEFAULT_SCALE_SWEEP
-from imface.data.canonical import MM_PER_UNIT
+from imface.frame import MM_PER_UNIT
 
 
 def fit(
@@ -49,7 +49,7 @@ def fit(
                                  "and side) and a contact sheet OUT/preview.png."),
 ) -> None:
     """Fit new scans to codes. Re-running skips scans already fitted with the same settings."""
-    from imface.engine.fitter import fit as run_fit
+    from imface.fitting.fitter import fit as run_fit
     from imface.errors import ImfaceError
 
     if device not in ("auto", "cpu", "cuda"):
@@ -67,7 +67,7 @@ def fit(
         chamfer = "" if not result.metrics else f"  chamfer to the input {result.metrics['chamfer_mm']:.3f} mm"
         state = "skipped (already fitted)" if result.skipped else f"{result.seconds:.1f} s"
         typer.echo(f"{result.name}: {state}  loss {result.losses.get('total', float('nan')):.4g}{chamfer}")
-    from imface.engine.fit_io import read_fit
+    from imface.fitting.outputs import read_fit
 
     # The robust distance the fitter resolved for these inputs (the default depends on their kind).
     used = (read_fit(results[0].folder) or {}).get("settings", {}) if results else {}

@@ -1,4 +1,4 @@
-"""``imface preprocess`` and its options; the work is :func:`imface.data.preprocess.preprocess_dataset`."""
+"""``imface preprocess`` and its options; the work is :func:`imface.preprocess.run.preprocess_dataset`."""
 from __future__ import annotations
 
 import re
@@ -65,8 +65,8 @@ def preprocess(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Align, crop and sample raw face scans into a training dataset (paper Sec. 3.5)."""
-    from imface.data.pipeline import PreprocessConfig
-    from imface.data.preprocess import preprocess_dataset
+    from imface.preprocess.scan import PreprocessConfig
+    from imface.preprocess.run import preprocess_dataset
 
     config = PreprocessConfig(
         layout=layout, landmark_indices=landmark_indices, unit=unit, align=align,

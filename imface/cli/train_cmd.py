@@ -1,4 +1,4 @@
-"""``imface train``: parse options into an ExperimentConfig and call :func:`imface.engine.trainer.train`."""
+"""``imface train``: parse options into an ExperimentConfig and call :func:`imface.training.trainer.train`."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from imface.engine.distributed import DEVICES
+from imface.training.distributed import DEVICES
 
 
 def train(
@@ -37,9 +37,9 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Train ImFace (auto-decoder) on a processed dataset. Ctrl-C checkpoints and stops; --resume continues."""
-    from imface.engine import config as cfg
-    from imface.engine.trainer import CONFIG_NAME
-    from imface.engine.trainer import train as run_training
+    from imface.config import experiment as cfg
+    from imface.training.trainer import CONFIG_NAME
+    from imface.training.trainer import train as run_training
     from imface.errors import ImfaceError
 
     if device not in DEVICES:

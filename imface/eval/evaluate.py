@@ -2,7 +2,7 @@
 
 Protocol per scan: read the reconstruction ``<recon_dir>/<scan>/<recon_name>`` and the
 ground truth ``<processed>/mesh.ply``; crop the reconstruction like the ground truth
-(:func:`imface.eval.crop.crop_like_ground_truth`, paper: "all faces are processed as
+(:func:`imface.ops.ground_truth_crop.crop_like_ground_truth`, paper: "all faces are processed as
 described in Sec. 3.5"); then :func:`imface.ops.metrics.evaluate_reconstruction` (area-
 uniform samples, 20 point-to-point ICP iterations, Chamfer / F-score / normal
 consistency in mm, and the same restricted to the ground truth's footprint). Outputs, all
@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from imface.engine.fit_io import TARGET_NAME, read_fits_index
+from imface.fitting.outputs import TARGET_NAME, read_fits_index
 from imface.errors import ImfaceError
-from imface.eval.crop import crop_like_ground_truth
+from imface.ops.ground_truth_crop import crop_like_ground_truth
 from imface.io.atomic import write_json
 from imface.io.manifest import MANIFEST_NAME, Manifest, read_manifest
 from imface.io.mesh import read_mesh
@@ -211,7 +211,7 @@ def _score(job: ScanJob, settings: dict[str, Any]) -> ScanResult:
     try:
         reconstruction = read_mesh(job.reconstruction)
         if job.ground_truth.name == TARGET_NAME:  # a fit's own input: a mesh or a point set
-            from imface.engine.fit_inputs import read_input_geometry
+            from imface.fitting.inputs import read_input_geometry
 
             gt_vertices, _, gt_faces = read_input_geometry(job.ground_truth)
         else:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imface.data.canonical import FIVE_LANDMARK_IDS
+from imface.frame import FIVE_LANDMARK_IDS
 from imface.errors import ImfaceError
 from imface.io.arrays import read_npy, read_text_table
 

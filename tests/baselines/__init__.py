@@ -94,7 +94,7 @@ def make_dataset(identities: int, seed: int, jaw_range=(0.0, 0.35), expressions_
 def write_dataset(root: Path, identities: int = 6, test_identities: int = 1, seed: int = 0) -> Path:
     """A processed-dataset folder: per scan ``registered.ply`` and ``mesh.ply`` (the registered surface
     re-meshed on a finer grid and cropped like a ground truth), and ``manifest.json``."""
-    from imface.eval.crop import crop_like_ground_truth
+    from imface.ops.ground_truth_crop import crop_like_ground_truth
     from imface.io.manifest import ManifestScan, write_manifest
     from imface.io.mesh import write_ply
 

@@ -6,7 +6,7 @@ import pytest
 
 from imface.baselines.bilinear import build_bilinear, fill_tensor
 from imface.baselines.fitting import fit_to_points
-from imface.eval.crop import crop_like_ground_truth
+from imface.ops.ground_truth_crop import crop_like_ground_truth
 from imface.ops.sdf_sampling import sample_surface
 from tests.baselines import make_dataset
 

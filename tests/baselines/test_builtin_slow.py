@@ -12,9 +12,9 @@ from imface.io.mesh import read_mesh
 
 @pytest.mark.slow
 def test_baselines_fit_unseen_builtin_scans(tmp_path):
-    from imface.data.builtin import write_dataset
-    from imface.data.pipeline import PreprocessConfig
-    from imface.data.preprocess import preprocess_dataset
+    from imface.builtin.write import write_dataset
+    from imface.preprocess.scan import PreprocessConfig
+    from imface.preprocess.run import preprocess_dataset
 
     write_dataset(tmp_path / "raw", identities=5, expressions="neutral,smile,mouth_stretch,jaw_forward,brow_raiser")
     preprocess_dataset(tmp_path / "raw", tmp_path / "data",

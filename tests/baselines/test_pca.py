@@ -7,7 +7,7 @@ from scipy.spatial.transform import Rotation
 
 from imface.baselines.fitting import fit_to_points
 from imface.baselines.pca import build_pca
-from imface.eval.crop import crop_like_ground_truth
+from imface.ops.ground_truth_crop import crop_like_ground_truth
 from imface.ops.sdf_sampling import sample_surface
 from tests.baselines import make_dataset
 

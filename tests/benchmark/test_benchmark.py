@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from imface.benchmark import benchmark_preset, choose_test_scans, run_benchmark
-from imface.benchmark.config import VARIANTS, load_benchmark_config
+from imface.config.benchmark import VARIANTS, load_benchmark_config
 from imface.benchmark.report import check_goals
 from imface.benchmark.run import variant_experiment
 from imface.errors import ImfaceError
@@ -97,9 +97,9 @@ def test_goals_compare_at_equal_latent_size_and_check_the_ablation_order():
 
 @pytest.fixture(scope="module")
 def builtin_data(tmp_path_factory, bfm):
-    from imface.data.builtin import write_dataset
-    from imface.data.pipeline import PreprocessConfig
-    from imface.data.preprocess import preprocess_dataset
+    from imface.builtin.write import write_dataset
+    from imface.preprocess.scan import PreprocessConfig
+    from imface.preprocess.run import preprocess_dataset
 
     root = tmp_path_factory.mktemp("bench")
     write_dataset(root / "raw", identities=4, expressions="neutral,smile,mouth_stretch,jaw_left")

@@ -11,9 +11,9 @@ import typer
 from typer.testing import CliRunner
 
 from imface.cli.eval_cmd import eval_
-from imface.engine.fit_io import write_fits_index
+from imface.fitting.outputs import write_fits_index
 from imface.errors import ImfaceError
-from imface.eval.crop import crop_like_ground_truth
+from imface.ops.ground_truth_crop import crop_like_ground_truth
 from imface.eval.evaluate import evaluate_folder, group_statistics
 from imface.io.manifest import ManifestScan, write_manifest
 from tests.baselines import grid

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imface.data.canonical import CANONICAL_LANDMARKS_MM, FIVE_LANDMARK_IDS
+from imface.frame import CANONICAL_LANDMARKS_MM, FIVE_LANDMARK_IDS
 from imface.errors import ImfaceError
 from imface.io.landmarks import (
     landmarks_from_indices, read_landmark_indices, read_landmark_points, read_landmarks, validate_landmarks,

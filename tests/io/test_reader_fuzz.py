@@ -17,7 +17,7 @@ import trimesh
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imface.engine.fit_inputs import read_input_geometry
+from imface.fitting.inputs import read_input_geometry
 from imface.errors import ImfaceError
 from imface.io.landmarks import read_landmark_indices, read_landmarks
 from imface.io.mesh import read_mesh

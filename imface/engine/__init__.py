@@ -1,1 +1,0 @@
-"""imface.engine"""

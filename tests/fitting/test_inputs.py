@@ -1,0 +1,206 @@
+"""Turning user inputs into fitting targets: datasets, scan folders, meshes, point files, units, poses."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+from imface.fitting.inputs import (
+    crop_to_model_sphere, detect_unit, file_target, gather_targets, prepare_poses, processed_target, rescale_target,
+    unit_of_scale,
+)
+from imface.errors import ImfaceError
+from imface.ops.rigid import random_rotation
+from tests.synthetic_processed import write_synthetic_dataset
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_synthetic_dataset(tmp_path_factory.mktemp("faces"), num_identities=3, test_identities=1,
+                                   surface_points=300, space_points=200)
+
+
+def test_processed_dataset_splits_and_scan_selection(data_dir, tmp_path):
+    test = gather_targets(data_dir, work_dir=tmp_path)
+    assert [t.name for t in test] == ["003/1_neutral", "003/2_smile", "003/3_jaw_open"]
+    assert [t.neutral for t in test] == [True, False, False] and test[1].expression == "smile"
+    assert len(gather_targets(data_dir, work_dir=tmp_path, split="all")) == 9
+    chosen = gather_targets(data_dir, work_dir=tmp_path, scans=["001/2_smile"])
+    (target,) = chosen
+    assert target.surface_points.shape == (300, 3) and target.space_sdf.shape == (200,)
+    np.testing.assert_allclose(target.surface_points, np.load(data_dir / "001/2_smile/surface_points.npy"))
+    assert target.landmarks.shape == (5, 3) and target.processed == (data_dir / "001/2_smile").resolve()
+    assert not target.fit_pose and target.reference is not None
+    with pytest.raises(ImfaceError, match="no scan named 009/1_x"):
+        gather_targets(data_dir, work_dir=tmp_path, scans=["009/1_x"])
+    with pytest.raises(ImfaceError, match="split"):
+        gather_targets(data_dir, work_dir=tmp_path, split="val")
+
+
+def test_one_processed_scan_folder(data_dir, tmp_path):
+    (target,) = gather_targets(data_dir / "002/1_neutral", work_dir=tmp_path)
+    assert target.name == "002/1_neutral" and target.identity == "002" and target.neutral
+
+
+@pytest.mark.parametrize("unit,factor", [("model", 1.0), ("mm", 100.0), ("cm", 10.0), ("m", 0.1)])
+def test_a_given_unit_is_checked_against_the_size(unit, factor):
+    face = np.random.default_rng(0).uniform(-0.8, 0.8, size=(200, 3)) * [1.0, 1.2, 0.5]  # model units
+    assert detect_unit(face * factor, unit, "x") == unit
+    assert detect_unit(face * factor * 1000, "auto", "x") == "auto"  # the search finds any scale
+    with pytest.raises(ImfaceError, match="check --unit"):
+        detect_unit(face * factor * 1000, unit, "x")
+
+
+def test_unit_of_a_found_scale():
+    assert unit_of_scale(0.0101) == "mm" and unit_of_scale(0.0985) == "cm" and unit_of_scale(10.1) == "m"
+    assert unit_of_scale(1.0) == "model" and unit_of_scale(0.43) == "arbitrary" and unit_of_scale(0.0103) == "arbitrary"
+
+
+def test_point_files_with_and_without_normals(tmp_path):
+    rng = np.random.default_rng(1)
+    points = rng.normal(size=(400, 3))
+    points = 0.9 * points / np.linalg.norm(points, axis=1, keepdims=True)
+    points = points[points[:, 2] > 0.2][:50]  # on a surface (a sphere's front), model units
+    normals = rng.normal(size=(50, 3))
+    np.savetxt(tmp_path / "a.xyz", np.hstack((points * 100, normals * 3)))  # mm, unnormalised normals
+    np.save(tmp_path / "b.npy", points)
+    cloud = trimesh.PointCloud(points)
+    cloud.export(tmp_path / "c.ply")
+    a = file_target(tmp_path / "a.xyz", "a", "mm", "auto", "auto")
+    assert a.unit == "mm" and a.fit_pose and a.kind == "points"
+    np.testing.assert_allclose(a.surface_points, points, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.surface_normals, normals / np.linalg.norm(normals, axis=1, keepdims=True), atol=1e-6)
+    b = file_target(tmp_path / "b.npy", "b", "model", "auto", "yes")
+    assert b.unit == "model" and not b.fit_pose and b.surface_normals is None and b.neutral
+    auto = file_target(tmp_path / "b.npy", "b", "auto", "auto", "yes")  # the search sets unit and scale later
+    assert auto.unit == "auto" and auto.fit_pose and auto.raw_to_input[0, 0] == 1.0
+    with pytest.raises(ImfaceError, match="--pose none needs a given --unit"):
+        file_target(tmp_path / "b.npy", "b", "auto", "none", "yes")
+    c = file_target(tmp_path / "c.ply", "c", "model", "none", "auto")
+    assert c.kind == "points" and not c.neutral and c.reference is None
+    np.testing.assert_allclose(c.surface_points, points, atol=1e-6)
+
+
+def test_named_mesh_files_give_identity_and_expression(tmp_path):
+    (tmp_path / "007").mkdir()
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=90.0)  # mm
+    sphere.export(tmp_path / "007/3_smile.obj")
+    sphere.export(tmp_path / "007/1_neutral.obj")
+    targets = gather_targets(tmp_path, work_dir=tmp_path / "out", unit="mm")
+    assert [(t.name, t.identity, t.expression, t.neutral) for t in targets] == [
+        ("007/1_neutral", "007", "neutral", True), ("007/3_smile", "007", "smile", False)]
+    assert all(t.kind == "raw_mesh" and t.unit == "mm" and t.fit_pose for t in targets)
+    assert targets[0].reference[0].max() == pytest.approx(0.9, abs=1e-6)  # the mesh, in model units
+
+
+def test_bad_files(tmp_path):
+    np.save(tmp_path / "empty.npy", np.zeros((0, 3)))
+    np.save(tmp_path / "cols.npy", np.zeros((10, 4)))
+    (tmp_path / "bad.xyz").write_text("1 2 3\n4 5 nan\n7 8 9\n")
+    (tmp_path / "scan.stl").write_text("solid")
+    (tmp_path / "scan.vtk").write_text("# vtk")
+    cases = {"empty.npy": "empty", "cols.npy": "columns", "bad.xyz": "NaN", "scan.stl": "empty mesh",
+             "scan.vtk": "unsupported"}
+    for name, problem in cases.items():
+        with pytest.raises(ImfaceError, match=problem) as err:
+            file_target(tmp_path / name, "x", "auto", "auto", "auto")
+        assert str(tmp_path / name) in str(err.value)
+    with pytest.raises(ImfaceError, match="input not found"):
+        gather_targets(tmp_path / "missing", work_dir=tmp_path)
+
+
+def test_inputs_that_are_not_faces_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    plane = np.c_[rng.uniform(-100, 100, (5000, 2)), np.zeros(5000)]  # mm, face-sized
+    noise = rng.uniform(-100, 100, (5000, 3))
+    np.save(tmp_path / "plane.npy", plane)
+    np.save(tmp_path / "noise.npy", noise)
+    for name, problem in (("plane.npy", "a plane, not a face"), ("noise.npy", "noise, not a face")):
+        before = (tmp_path / name).read_bytes()
+        with pytest.raises(ImfaceError, match=problem) as err:
+            file_target(tmp_path / name, "x", "auto", "auto", "auto")
+        assert "\n" not in str(err.value) and str(tmp_path / name) in str(err.value)
+        assert (tmp_path / name).read_bytes() == before
+    # a face-like cap (a sphere's front) with 1 mm noise, and one seen from one side only, pass
+    cap = rng.normal(size=(5000, 3))
+    cap = 90 * cap / np.linalg.norm(cap, axis=1, keepdims=True)
+    cap = cap[cap[:, 2] > 30] + rng.normal(0, 1.0, (int((cap[:, 2] > 30).sum()), 3))
+    np.save(tmp_path / "cap.npy", cap)
+    assert file_target(tmp_path / "cap.npy", "x", "auto", "auto", "auto").kind == "points"
+    np.save(tmp_path / "half.npy", cap[cap[:, 0] > 0])
+    assert file_target(tmp_path / "half.npy", "x", "auto", "auto", "auto").kind == "points"
+
+
+def _template_and_face(tmp_path, scale: float, rotation: np.ndarray, clutter: bool):
+    """The synthetic baseline face as template (model units) and another person's face written
+    as a mesh in an arbitrary unit, turned, optionally with shoulders below it. (Another person
+    would differ from the template in size as well: bench/fit_any.py measures that on built-in faces.)"""
+    from tests.baselines import make_face
+
+    template, _ = make_face(np.zeros(6), step=0.03)
+    vertices, faces = make_face(np.zeros(6), step=0.025)  # the template's person, meshed anew
+    if clutter:
+        blob = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+        blob.vertices = blob.vertices * [0.9, 0.3, 0.4] + [0.0, -1.8, -0.4]
+        faces = np.concatenate([faces, blob.faces + len(vertices)])
+        vertices = np.concatenate([vertices, blob.vertices])
+    trimesh.Trimesh(scale * vertices @ rotation.T + [3.0, -1.0, 2.0], faces, process=False).export(tmp_path / "s.ply")
+    return template
+
+
+@pytest.mark.parametrize("unit,scale", [("auto", 37.3), ("auto", 100.0), ("mm", 100.0)])
+def test_alignment_finds_scale_and_pose_and_crops_the_clutter(tmp_path, unit, scale):
+    rotation = random_rotation(np.random.default_rng(3), 35.0)
+    template = _template_and_face(tmp_path, scale, rotation, clutter=True)
+    before = (tmp_path / "s.ply").read_bytes()
+    target = file_target(tmp_path / "s.ply", "s", unit, "auto", "auto")
+    assert target.fit_pose and (target.unit == "auto") == (unit == "auto")
+    prepare_poses([target], lambda: template)
+    assert target.unit == ("arbitrary" if scale == 37.3 else "mm")
+    assert target.raw_to_input[0, 0] * scale == pytest.approx(1.0, rel=0.02)
+    assert target.alignment["coverage"] > 0.9 and target.alignment["scale_given"] == (unit != "auto")
+    angle = np.degrees(np.arccos(np.clip((np.trace(target.init_rotation @ rotation) - 1) / 2, -1, 1)))
+    assert angle < 2.0
+    moved = target.surface_points @ target.init_rotation.T + target.init_translation
+    assert np.linalg.norm(moved, axis=1).max() <= 1.0 + 1e-5  # the shoulders were cropped
+    assert (tmp_path / "s.ply").read_bytes() == before
+
+
+def test_alignment_refuses_what_matches_no_face(tmp_path):
+    from tests.baselines import make_face
+
+    template, _ = make_face(np.zeros(6), step=0.03)
+    sphere = trimesh.creation.icosphere(subdivisions=4, radius=0.9)  # the back of a head, as a dome
+    dome = sphere.submesh([np.flatnonzero(sphere.triangles_center[:, 2] > 0.1)], append=True)
+    dome.export(tmp_path / "dome.ply")
+    target = file_target(tmp_path / "dome.ply", "dome", "auto", "auto", "auto")
+    with pytest.raises(ImfaceError, match="no face found") as err:
+        prepare_poses([target], lambda: template)
+    assert "\n" not in str(err.value) and str(tmp_path / "dome.ply") in str(err.value)
+
+
+def test_crop_keeps_the_unit_sphere_and_refuses_far_points(data_dir):
+    target = processed_target(data_dir / "001/2_smile", "001/2_smile", "001", "smile", False, np.random.default_rng(0))
+    before = len(target.surface_points)
+    crop_to_model_sphere(target, np.eye(3), np.array([0.0, 0.0, 0.8]))  # shifted: part leaves the sphere
+    assert 10 < len(target.surface_points) < before
+    assert len(target.surface_normals) == len(target.surface_points)
+    with pytest.raises(ImfaceError, match="far outside"):
+        crop_to_model_sphere(target, np.eye(3), np.array([0.0, 0.0, 4.0]))
+
+
+def test_a_refined_scale_rescales_the_input_frame(tmp_path):
+    rotation = random_rotation(np.random.default_rng(4), 20.0)
+    template = _template_and_face(tmp_path, 37.3, rotation, clutter=False)
+    target = file_target(tmp_path / "s.ply", "s", "auto", "auto", "auto")
+    prepare_poses([target], lambda: template)
+    assert target.fit_scale
+    searched, points = target.alignment["scale"], target.surface_points.copy()
+    raw = target.reference[0] / searched  # the input's own vertices
+    rescale_target(target, 0.97)
+    np.testing.assert_allclose(target.surface_points, 0.97 * points, rtol=1e-6)
+    assert target.alignment["search_scale"] == searched
+    assert target.alignment["scale"] == pytest.approx(0.97 * searched)
+    assert target.alignment["mm_per_input_unit"] == pytest.approx(100 * 0.97 * searched)
+    homogeneous = np.c_[raw, np.ones(len(raw))] @ target.raw_to_input.T
+    np.testing.assert_allclose(homogeneous[:, :3], target.reference[0], rtol=1e-6, atol=1e-9)
