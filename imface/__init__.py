@@ -15,7 +15,7 @@ from typing import Any
 
 from imface.errors import ImfaceError
 
-__version__ = "0.1.0"
+from imface.version import __version__
 
 # public name -> (module, attribute)
 _LAZY = {

@@ -24,7 +24,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from imface.frame import MM_PER_UNIT
-from imface.dataset import read_landmarks
+from imface.contracts.dataset import read_scan_landmarks
 from imface.errors import ImfaceError
 from imface.generate import Face, evaluate_at, safe_name, template_colors, write_mesh, write_sheet
 from imface.io.atomic import save_npy, write_json
@@ -168,7 +168,7 @@ class GroundTruth:
         if "landmarks" not in self._cache:
             if not self.has_landmarks():
                 raise ImfaceError(self.scan.folder, "no processed scan folder with landmarks.json")
-            points, mask = read_landmarks(self.scan.processed)  # type: ignore[arg-type]
+            points, mask = read_scan_landmarks(self.scan.processed)  # type: ignore[arg-type]
             model = self.scan.to_model_space(points)
             self._cache["landmarks"] = (model, mask, to_template_space(self.pretrained, self.scan.face, model))
         return self._cache["landmarks"]  # type: ignore[return-value]

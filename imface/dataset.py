@@ -23,14 +23,13 @@ import torch
 from torch.utils.data import BatchSampler, Dataset, DistributedSampler
 
 from imface.frame import CANONICAL_LANDMARKS_MM, FIVE_LANDMARK_IDS, MM_PER_UNIT
+from imface.contracts.dataset import MANIFEST_NAME, NUM_LANDMARKS, read_manifest, read_scan_landmarks
+from imface.contracts.experiment import EXPRESSION_EMBEDDINGS, CodeTables
 from imface.errors import ImfaceError
-from imface.io.manifest import MANIFEST_NAME, read_manifest
 
-NUM_LANDMARKS = 68
 POINT_FILES = ("surface_points", "surface_normals", "space_points", "space_sdf", "space_grad")
 #: Optional near-surface SDF samples (``imface preprocess --near-surface``), read as extra space samples.
 NEAR_FILES = ("near_points", "near_sdf", "near_grad")
-EXPRESSION_EMBEDDINGS = ("per_scan", "per_name")
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class ScanIndex:
 
 
 def load_scan_index(data_dir: str | Path) -> ScanIndex:
-    """Read and validate ``<data_dir>/manifest.json`` (via :func:`imface.io.manifest.read_manifest`,
+    """Read and validate ``<data_dir>/manifest.json`` (via :func:`imface.contracts.dataset.read_manifest`,
     which refuses scan paths that are absolute or escape the dataset folder)."""
     manifest = read_manifest(data_dir)
     digest = hashlib.sha256((manifest.root / MANIFEST_NAME).read_bytes()).hexdigest()
@@ -65,55 +64,6 @@ def load_scan_index(data_dir: str | Path) -> ScanIndex:
         for s in manifest.scans
     }
     return ScanIndex(manifest.root, scans, manifest.train, manifest.test, digest)
-
-
-@dataclass(frozen=True)
-class CodeTables:
-    """Name -> row mappings of the identity and expression code tables (saved as codes.json)."""
-
-    identities: dict[str, int]
-    expressions: dict[str, int]
-    expression_embedding: str
-    # False for the joint (no-dist) model, which has no neutral suppression: there
-    # neutral scans use an expression code like any other scan.
-    neutral_suppression: bool = True
-
-    def expression_key(self, scan: ScanRecord) -> str:
-        """The expression table key of a scan: its name (per_scan) or its expression (per_name)."""
-        return scan.name if self.expression_embedding == "per_scan" else scan.expression
-
-    def expression_row(self, scan: ScanRecord) -> int:
-        # With neutral suppression neutral scans use no expression code; row 0 is a placeholder.
-        # Scans outside the table (test split) get -1, which an embedding lookup refuses loudly.
-        if scan.neutral and self.neutral_suppression:
-            return 0
-        return self.expressions.get(self.expression_key(scan), -1)
-
-    @property
-    def num_identities(self) -> int:
-        return max(1, len(self.identities))
-
-    @property
-    def num_expressions(self) -> int:
-        # At least one row so the embedding exists even for an all-neutral training set.
-        return max(1, len(self.expressions))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "identities": dict(self.identities),
-            "expressions": dict(self.expressions),
-            "expression_embedding": self.expression_embedding,
-            "neutral_suppression": self.neutral_suppression,
-        }
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "CodeTables":
-        return cls(
-            {str(k): int(v) for k, v in obj["identities"].items()},
-            {str(k): int(v) for k, v in obj["expressions"].items()},
-            str(obj["expression_embedding"]),
-            bool(obj.get("neutral_suppression", True)),
-        )
 
 
 def build_code_tables(
@@ -135,38 +85,6 @@ def build_code_tables(
         expression_embedding,
         neutral_suppression,
     )
-
-
-def read_landmarks(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A scan's landmarks as ((68,3) float32 model units, (68,) bool mask).
-
-    With ``ibug68`` every row is given; with only ``five`` the rows 36,45,30,48,54 are given
-    and the rest are zero."""
-    path = folder / "landmarks.json"
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ImfaceError(path, "missing (every processed scan needs landmarks.json)") from None
-    except json.JSONDecodeError as err:
-        raise ImfaceError(path, f"not valid JSON ({err})") from None
-    points = np.zeros((NUM_LANDMARKS, 3), np.float32)
-    mask = np.zeros(NUM_LANDMARKS, bool)
-    if raw.get("ibug68") is not None:
-        arr = np.asarray(raw["ibug68"], np.float32)
-        if arr.shape != (NUM_LANDMARKS, 3):
-            raise ImfaceError(path, f"ibug68 has shape {arr.shape}, expected (68, 3)")
-        points[:], mask[:] = arr, True
-    elif raw.get("five") is not None:
-        arr = np.asarray(raw["five"], np.float32)
-        if arr.shape != (5, 3):
-            raise ImfaceError(path, f"five has shape {arr.shape}, expected (5, 3)")
-        ids = list(FIVE_LANDMARK_IDS)
-        points[ids], mask[ids] = arr, True
-    else:
-        raise ImfaceError(path, "neither 'ibug68' nor 'five' landmarks are given")
-    if not np.isfinite(points).all():
-        raise ImfaceError(path, "landmarks contain NaN or inf")
-    return points, mask
 
 
 def template_landmarks(landmarks: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -235,7 +153,7 @@ class FaceScanDataset(Dataset):
         self.files = POINT_FILES + (NEAR_FILES if self.near_points_per_scan else ())
         self.seed = int(seed)
         self.epoch = 0
-        lms = [read_landmarks(s.folder) for s in self.scans]
+        lms = [read_scan_landmarks(s.folder) for s in self.scans]
         self.landmarks = np.stack([p for p, _ in lms])
         self.landmarks_mask = np.stack([m for _, m in lms])
         self.neutral_landmarks, self.neutral_landmarks_mask = self._neutral_landmarks(manifest)
@@ -263,7 +181,7 @@ class FaceScanDataset(Dataset):
                 p, m = np.zeros((NUM_LANDMARKS, 3), np.float32), np.zeros(NUM_LANDMARKS, bool)
             else:
                 if ref.name not in cache:
-                    cache[ref.name] = read_landmarks(ref.folder)
+                    cache[ref.name] = read_scan_landmarks(ref.folder)
                 p, m = cache[ref.name]
             points.append(p)
             masks.append(m)

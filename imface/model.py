@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
 
 from imface.components.mlp import last_linear, mlp
 from imface.config import ModelConfig
+from imface.config.experiment import load_config
+from imface.contracts.experiment import CONFIG_NAME, is_experiment, latest_checkpoint, load_weights
+from imface.contracts.model import WEIGHTS_NAME, is_model_folder, read_model_folder
+from imface.devices import resolve_device
+from imface.errors import ImfaceError
 from imface.fields.expression import ExpressionField
 from imface.fields.identity import IdentityField
 from imface.fields.template import TemplateField
@@ -92,14 +97,57 @@ class ImFace(nn.Module):
         self.template_field = TemplateField(config)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "cpu") -> "ImFace":
+    def from_state(cls, config: ModelConfig, state: dict[str, torch.Tensor], source: str | Path | None = None) -> "ImFace":
+        """The model a state dict describes (code table sizes from its tensors), in eval mode with
+        ``requires_grad`` off. ImfaceError naming ``source`` when the state does not fit ``config``."""
+        if "template_landmarks" not in state or "identity_codes.weight" not in state:
+            raise ImfaceError(source, "is not an ImFace weights file (no template_landmarks / identity_codes)")
+        rows = (state["identity_codes.weight"].shape[0], state["expression_codes.weight"].shape[0])
+        model = cls(config, rows[0], rows[1], state["template_landmarks"].float())
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            raise ImfaceError(source, "does not fit the model its config.yaml describes (another architecture?): "
+                              f"{' '.join(str(err).split())[:300]}") from None
+        model.eval()
+        model.requires_grad_(False)
+        return model
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto") -> "ImFace":
         """Load a model folder (``imface export``) or an experiment folder's latest checkpoint.
 
-        Weights come from safetensors and metadata from YAML/JSON: nothing is unpickled.
+        Weights come from safetensors and metadata from YAML/JSON: nothing is unpickled. For the
+        code tables and statistics as well, use :func:`imface.load_pretrained`.
         """
-        from imface.pretrained import load_pretrained
+        path = Path(path)
+        if is_model_folder(path):
+            folder = read_model_folder(path)
+            config, state, source = folder.config, folder.state, path / WEIGHTS_NAME
+        elif is_experiment(path) and latest_checkpoint(path) is not None:
+            source = latest_checkpoint(path)
+            config, state = load_config(path / CONFIG_NAME), load_weights(source)
+        else:
+            raise ImfaceError(path, "not a model folder: expected model.json (an exported model) or config.yaml "
+                              "and checkpoints/ (an experiment)")
+        return cls.from_state(config.model, state, source).to(resolve_device(device))
 
-        return load_pretrained(path, device).model
+    def face_sdf(self, id_code: torch.Tensor, exp_code: torch.Tensor, neutral: bool
+                 ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The SDF of one face as a function (N, 3) points -> (N,) values, model units, without
+        autograd, on the model's device: what mesh extraction evaluates.
+
+        id_code (d_id,), exp_code (d_exp,); neutral: the scan is neutral (no expression code).
+        """
+        device = self.template_landmarks.device
+        ids, exps = id_code.to(device).reshape(1, -1), exp_code.to(device).reshape(1, -1)
+        flag = torch.tensor([bool(neutral)], device=device)
+
+        def sdf(points: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return self.sdf(points.to(device)[None], ids, exps, flag)[0]
+
+        return sdf
 
     @property
     def template_five(self) -> torch.Tensor:

@@ -16,7 +16,7 @@ from imface.dataset import (
     CodeTables,
     build_code_tables,
     load_scan_index,
-    read_landmarks,
+    read_scan_landmarks,
     template_landmarks,
 )
 from imface.errors import ImfaceError
@@ -110,7 +110,7 @@ def test_masks_and_neutral_landmarks(data_dir):
     full = ds[names.index("001/3_jaw_open")]
     assert full["landmarks_mask"].all()
     # the neutral landmarks are the same person's neutral scan's, not this scan's
-    neutral_points, _ = read_landmarks(data_dir / "001/1_neutral")
+    neutral_points, _ = read_scan_landmarks(data_dir / "001/1_neutral")
     assert torch.equal(full["neutral_landmarks"], torch.from_numpy(neutral_points))
     assert not torch.equal(full["neutral_landmarks"], full["landmarks"])
     assert full["neutral_landmarks_mask"].all()
@@ -155,7 +155,7 @@ def test_template_is_masked_mean_with_canonical_fallback():
 
 def test_neutral_template_comes_from_neutral_train_scans(data_dir):
     ds = _dataset(data_dir)
-    expected = np.mean([read_landmarks(data_dir / f"{i}/1_neutral")[0] for i in ("001", "002")], axis=0)
+    expected = np.mean([read_scan_landmarks(data_dir / f"{i}/1_neutral")[0] for i in ("001", "002")], axis=0)
     np.testing.assert_allclose(ds.neutral_template(), expected, atol=1e-6)
 
 

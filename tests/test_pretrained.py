@@ -12,13 +12,9 @@ from safetensors.torch import load_file
 
 from imface.training import checkpoint as ckpt
 from imface.errors import ImfaceError
-from imface.pretrained import (
-    MODEL_FILES,
-    export_model,
-    gaussian_stats,
-    load_pretrained,
-    sha256_file,
-)
+from imface.contracts.model import MODEL_FILES
+from imface.io.hashing import sha256_file
+from imface.pretrained import export_model, gaussian_stats, load_pretrained
 from tests.model_fixtures import trained_tiny  # noqa: F401
 
 

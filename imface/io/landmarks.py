@@ -108,7 +108,8 @@ def read_landmark_indices(path: str | os.PathLike) -> np.ndarray:
     values = np.asarray(_read_numeric_table(idx_path)).reshape(-1)
     if values.size not in LANDMARK_COUNTS:
         raise ImfaceError(idx_path, f"expected 68 or 5 vertex indices, found {values.size}")
-    if not np.all(np.isfinite(values)) or np.any(values != np.round(values)) or np.any(values < 0):
+    if (not np.all(np.isfinite(values)) or np.any(values != np.round(values)) or np.any(values < 0)
+            or np.any(values >= 2**63)):  # past int64 the cast below would wrap around
         raise ImfaceError(idx_path, "vertex indices must be non-negative integers")
     return values.astype(np.int64)
 

@@ -1,5 +1,8 @@
 """Checkpoints of an experiment folder: model weights in safetensors, resume state in a weights-only torch file.
 
+The file names and the weights reader/writer are the experiment contract's
+(:mod:`imface.contracts.experiment`); this module adds pruning, RNG state and ``resume.pt``.
+
 Layout under ``<exp_dir>/checkpoints/``:
 
 - ``step-XXXXXXXX.safetensors``: the model's ``state_dict`` (code tables included), written
@@ -14,66 +17,17 @@ file that still points at complete weights.
 from __future__ import annotations
 
 import random
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors.torch
 import torch
 from torch import nn
 
 from imface.errors import ImfaceError
+from imface.contracts.experiment import (CHECKPOINT_DIR, checkpoint_path, latest_checkpoint, list_checkpoints,
+                                         load_weights, model_state, resume_path, save_weights)
 from imface.io.atomic import atomic_path
-
-CHECKPOINT_DIR = "checkpoints"
-RESUME_NAME = "resume.pt"
-_STEP_FILE = re.compile(r"^step-(\d{8,})\.safetensors$")
-
-
-def checkpoint_path(exp_dir: str | Path, step: int) -> Path:
-    return Path(exp_dir) / CHECKPOINT_DIR / f"step-{int(step):08d}.safetensors"
-
-
-def resume_path(exp_dir: str | Path) -> Path:
-    return Path(exp_dir) / CHECKPOINT_DIR / RESUME_NAME
-
-
-def list_checkpoints(exp_dir: str | Path) -> list[tuple[int, Path]]:
-    """(step, path) of every weights checkpoint, oldest first."""
-    folder = Path(exp_dir) / CHECKPOINT_DIR
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.match(p.name))]
-    return sorted(found)
-
-
-def latest_checkpoint(exp_dir: str | Path) -> Path | None:
-    found = list_checkpoints(exp_dir)
-    return found[-1][1] if found else None
-
-
-def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """CPU copies of the model's tensors (a DDP wrapper is looked through)."""
-    module = getattr(model, "module", model)
-    # Clones: safetensors refuses tensors that share storage, and the copy must not change as training goes on.
-    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
-
-
-def save_weights(path: str | Path, state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Write a state dict as safetensors, atomically."""
-    with atomic_path(path) as tmp:
-        safetensors.torch.save_file(state, str(tmp), metadata=metadata)
-
-
-def load_weights(path: str | Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise ImfaceError(path, "checkpoint not found")
-    try:
-        return safetensors.torch.load_file(str(path), device=str(device))
-    except Exception as err:  # safetensors raises its own error types for truncated/corrupt files
-        raise ImfaceError(path, f"not a readable safetensors checkpoint ({' '.join(str(err).split())})") from None
 
 
 def load_model_weights(model: nn.Module, path: str | Path) -> None:

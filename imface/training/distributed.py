@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from imface.devices import resolve_device
 from imface.errors import ImfaceError
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -35,21 +34,12 @@ class DistributedContext:
         return self.world_size > 1
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto``: CUDA when available, else CPU. Each local rank takes its own GPU."""
-    if name not in DEVICES:
-        raise ImfaceError(None, f"--device must be one of {', '.join(DEVICES)}, got {name!r}")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ImfaceError(None, "--device cuda asked for, but torch sees no CUDA device")
-        count = torch.cuda.device_count()
-        if local_rank >= count:
-            raise ImfaceError(None, f"local rank {local_rank} has no GPU (this node has {count})")
-        torch.cuda.set_device(local_rank)
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
+def _rank_device(device: str, local_rank: int) -> torch.device:
+    """This rank's device; a CUDA rank also makes its GPU the current one (NCCL and cuda:N default)."""
+    torch_device = resolve_device(device, local_rank)
+    if torch_device.type == "cuda":
+        torch.cuda.set_device(torch_device)
+    return torch_device
 
 
 def init_distributed(device: str = "auto") -> DistributedContext:
@@ -59,8 +49,8 @@ def init_distributed(device: str = "auto") -> DistributedContext:
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
     if dist.is_available() and dist.is_initialized():
         world_size, rank = dist.get_world_size(), dist.get_rank()
-        return DistributedContext(rank, world_size, local_rank, resolve_device(device, local_rank), False)
-    torch_device = resolve_device(device, local_rank)
+        return DistributedContext(rank, world_size, local_rank, _rank_device(device, local_rank), False)
+    torch_device = _rank_device(device, local_rank)
     if world_size <= 1:
         return DistributedContext(0, 1, 0, torch_device, False)
     if not dist.is_available():

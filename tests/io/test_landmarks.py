@@ -51,6 +51,10 @@ def test_vertex_index_files_pick_mesh_vertices(tmp_path):
     np.savetxt(tmp_path / "frac.txt", ids + 0.5)
     with pytest.raises(ImfaceError, match="integers"):
         read_landmark_indices(tmp_path / "frac.txt")
+    # A whole number past int64 (found by the reader fuzz) would wrap to a negative id in the cast.
+    np.savetxt(tmp_path / "huge.txt", np.r_[ids[:-1], 1e30])
+    with pytest.raises(ImfaceError, match="integers"):
+        read_landmark_indices(tmp_path / "huge.txt")
 
 
 def test_five_landmarks_are_accepted_without_ibug68(tmp_path):

@@ -1,5 +1,6 @@
-"""Property-based fuzz of every reader of user files: any bytes at all give either a result or
-the one-line ImfaceError naming the file, never another exception.
+"""Property-based fuzz of every reader of user files: any bytes at all give either a result that
+keeps the reader's contract (shapes, dtypes, finite values, ids in range) or the one-line
+ImfaceError naming the file, never another exception.
 
 Seeds are valid files of every format; hypothesis flips, inserts, deletes and truncates bytes.
 The default suite runs a short fuzz; the ``slow`` one runs about 60 s.
@@ -19,8 +20,9 @@ from hypothesis import strategies as st
 
 from imface.fitting.inputs import read_input_geometry
 from imface.errors import ImfaceError
-from imface.io.landmarks import read_landmark_indices, read_landmarks
-from imface.io.mesh import read_mesh
+from imface.frame import FIVE_LANDMARK_IDS
+from imface.io.landmarks import Landmarks, read_landmark_indices, read_landmarks
+from imface.io.mesh import MeshArrays, read_mesh
 
 
 def _mesh() -> trimesh.Trimesh:
@@ -35,12 +37,17 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _seed_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The landmarks (68, 3) and the points with normals (40, 6) the seed files hold."""
+    rng = np.random.default_rng(0)
+    landmarks = rng.normal(0, 30, (68, 3))
+    return landmarks, np.c_[rng.normal(0, 30, (40, 3)), rng.normal(0, 1, (40, 3))]
+
+
 def seed_files() -> dict[str, bytes]:
     """Valid files of every supported format, by name (the suffix picks the reader)."""
     mesh = _mesh()
-    rng = np.random.default_rng(0)
-    landmarks = rng.normal(0, 30, (68, 3))
-    points = np.c_[rng.normal(0, 30, (40, 3)), rng.normal(0, 1, (40, 3))]
+    landmarks, points = _seed_arrays()
     pts = "version: 1\nn_points: 68\n{\n" + "\n".join(f"{x:.3f} {y:.3f} {z:.3f}" for x, y, z in landmarks) + "\n}\n"
     pp = "<!DOCTYPE PickedPoints>\n<PickedPoints>\n" + "".join(
         f'<point x="{x:.3f}" y="{y:.3f}" z="{z:.3f}" name={xml.sax.saxutils.quoteattr(str(i))} active="1"/>\n'
@@ -80,14 +87,69 @@ def readers(name: str):
     return [read_input_geometry]
 
 
+def _check_mesh(vertices: np.ndarray, faces: np.ndarray) -> None:
+    assert vertices.ndim == 2 and vertices.shape[1] == 3 and len(vertices) > 0
+    assert np.isfinite(vertices).all()
+    assert faces.ndim == 2 and faces.shape[1] == 3 and len(faces) > 0
+    assert np.issubdtype(faces.dtype, np.integer) and faces.min() >= 0 and faces.max() < len(vertices)
+
+
+def check_result(reader, result) -> None:
+    """What a reader that returned must have returned, whatever bytes it read."""
+    if reader is read_mesh:
+        assert isinstance(result, MeshArrays)
+        assert result.vertices.dtype == np.float64 and result.faces.dtype == np.int64
+        _check_mesh(result.vertices, result.faces)
+    elif reader is read_landmarks:
+        assert isinstance(result, Landmarks)
+        assert result.five.shape == (5, 3) and np.isfinite(result.five).all()
+        if result.ibug68 is not None:
+            assert result.ibug68.shape == (68, 3) and np.isfinite(result.ibug68).all()
+            np.testing.assert_array_equal(result.five, result.ibug68[list(FIVE_LANDMARK_IDS)])
+    elif reader is read_landmark_indices:
+        assert result.dtype == np.int64 and result.shape in ((68,), (5,)) and (result >= 0).all()
+    elif reader is read_input_geometry:
+        points, normals, faces = result
+        assert points.dtype == np.float64 and points.ndim == 2 and points.shape[1] == 3 and len(points) > 0
+        assert np.isfinite(points).all()
+        assert normals is None or normals.shape == points.shape
+        assert faces is None or normals is None  # a mesh's normals are not read
+        if faces is not None:
+            _check_mesh(points, faces)
+    else:
+        raise AssertionError(f"no contract for {reader.__name__}")
+
+
 def test_every_seed_file_is_read():
-    """The fuzz starts from files the readers accept, so mutations probe the parsing paths."""
+    """The fuzz starts from files the readers accept, so mutations probe the parsing paths; each
+    seed reads back as what was written."""
+    mesh = _mesh()
+    landmarks, points = _seed_arrays()
     with tempfile.TemporaryDirectory() as folder:
         for name, data in SEEDS.items():
             path = Path(folder) / name
             path.write_bytes(data)
             for reader in readers(name):
-                reader(path)
+                result = reader(path)
+                check_result(reader, result)
+                if reader is read_mesh:
+                    assert result.faces.shape == mesh.faces.shape, name
+                    np.testing.assert_allclose(result.vertices[result.faces], mesh.vertices[mesh.faces], atol=1e-5)
+                elif reader is read_landmarks:
+                    np.testing.assert_allclose(result.ibug68, landmarks, atol=1e-3)  # 3 decimals in text files
+                elif reader is read_landmark_indices:
+                    np.testing.assert_array_equal(result, np.arange(68))
+                elif name.startswith("mesh") or name == "ascii.ply":
+                    assert result[1] is None and result[2].shape == mesh.faces.shape, name
+                    np.testing.assert_allclose(result[0][result[2]], mesh.vertices[mesh.faces], atol=1e-5)
+                else:  # point sets: the 6-column files keep their normals, the .ply cloud has none
+                    expected_normals = None if name == "cloud.ply" else points[:, 3:]
+                    assert result[2] is None, name
+                    np.testing.assert_allclose(result[0], points[:, :3], atol=1e-3)
+                    if expected_normals is None:
+                        assert result[1] is None, name
+                    else:
+                        np.testing.assert_allclose(result[1], expected_normals, atol=1e-3)
 
 
 _mutation = st.tuples(st.sampled_from(["flip", "insert", "delete", "truncate", "zero"]),
@@ -118,10 +180,12 @@ def check(name: str, mutations) -> None:
         path.write_bytes(data)
         for reader in readers(name):
             try:
-                reader(path)
+                result = reader(path)
             except ImfaceError as err:
                 message = str(err)
                 assert "\n" not in message and str(path) in message, message
+            else:
+                check_result(reader, result)
             assert path.read_bytes() == data  # never modified
 
 

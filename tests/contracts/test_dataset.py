@@ -6,7 +6,7 @@ import json
 import pytest
 
 from imface.errors import ImfaceError
-from imface.io.manifest import ManifestScan, make_split, read_manifest, write_manifest
+from imface.contracts.dataset import ManifestScan, make_split, read_manifest, write_manifest
 
 
 def _scans():

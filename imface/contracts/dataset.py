@@ -1,4 +1,14 @@
-"""``manifest.json`` of a processed dataset: the scans, their labels and the train/test split.
+"""A processed dataset (``imface preprocess --out D``): ``manifest.json`` and one folder per scan.
+
+Each scan folder (``D/<path>/``, see :mod:`imface.preprocess.scan` for how it is made) holds
+``mesh.ply`` (the pseudo-watertight face, model units), ``registered.ply`` (when the source has a
+registered mesh in one shared topology), ``landmarks.json`` (``ibug68`` (68, 3) or ``five``
+(5, 3), model units), ``meta.json`` (frames, unit, source hashes; written last: a folder without
+it is incomplete), the training samples ``surface_points.npy``, ``surface_normals.npy``,
+``space_points.npy``, ``space_sdf.npy``, ``space_grad.npy`` (and optionally ``near_*.npy``), and
+``preview.png``.
+
+``manifest.json``: the scans, their labels and the train/test split.
 
 Format (``format_version`` 1)::
 
@@ -22,11 +32,21 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from imface.errors import ImfaceError
+from imface.frame import FIVE_LANDMARK_IDS
 from imface.io.atomic import write_json
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT_VERSION = 1
+# One processed scan's files.
+MESH_NAME = "mesh.ply"
+REGISTERED_NAME = "registered.ply"
+LANDMARKS_NAME = "landmarks.json"
+META_NAME = "meta.json"
+PREVIEW_NAME = "preview.png"
+NUM_LANDMARKS = 68
 SPLIT_LISTS = ("train", "test", "held_out_expression")
 
 
@@ -186,3 +206,35 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         test_expressions=tuple(str(e) for e in split.get("test_expressions", [])),
         extra=raw.get("extra") or {},
     )
+
+
+def read_scan_landmarks(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A scan's landmarks as ((68,3) float32 model units, (68,) bool mask).
+
+    With ``ibug68`` every row is given; with only ``five`` the rows 36,45,30,48,54 are given
+    and the rest are zero."""
+    path = Path(folder) / LANDMARKS_NAME
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ImfaceError(path, "missing (every processed scan needs landmarks.json)") from None
+    except json.JSONDecodeError as err:
+        raise ImfaceError(path, f"not valid JSON ({err})") from None
+    points = np.zeros((NUM_LANDMARKS, 3), np.float32)
+    mask = np.zeros(NUM_LANDMARKS, bool)
+    if raw.get("ibug68") is not None:
+        arr = np.asarray(raw["ibug68"], np.float32)
+        if arr.shape != (NUM_LANDMARKS, 3):
+            raise ImfaceError(path, f"ibug68 has shape {arr.shape}, expected (68, 3)")
+        points[:], mask[:] = arr, True
+    elif raw.get("five") is not None:
+        arr = np.asarray(raw["five"], np.float32)
+        if arr.shape != (5, 3):
+            raise ImfaceError(path, f"five has shape {arr.shape}, expected (5, 3)")
+        ids = list(FIVE_LANDMARK_IDS)
+        points[ids], mask[ids] = arr, True
+    else:
+        raise ImfaceError(path, "neither 'ibug68' nor 'five' landmarks are given")
+    if not np.isfinite(points).all():
+        raise ImfaceError(path, "landmarks contain NaN or inf")
+    return points, mask
