@@ -90,7 +90,7 @@ def main() -> int:
     from imface.fitting import outputs as fit_io
     from imface.fitting.inputs import processed_target
     from imface.fitting.fitter import FitSettings
-    from imface.io.manifest import read_manifest
+    from imface.contracts.dataset import read_manifest
 
     if args.quick:
         from tests.model_fixtures import trained_tiny_experiment

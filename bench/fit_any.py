@@ -194,7 +194,7 @@ def main() -> None:
     from imface.benchmark.run import choose_test_scans
     from imface.fitting.fitter import fit
     from imface.errors import ImfaceError
-    from imface.io.manifest import read_manifest
+    from imface.contracts.dataset import read_manifest
     from imface.io.mesh import read_mesh
     from imface.threads import set_threads
 

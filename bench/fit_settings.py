@@ -58,7 +58,7 @@ def main() -> int:
     from imface.config.experiment import apply_overrides, preset
     from imface.fitting.fitter import fit
     from imface.training.trainer import train
-    from imface.io.manifest import read_manifest
+    from imface.contracts.dataset import read_manifest
 
     if args.spread_floor is not None:
         from imface.fitting import code_space

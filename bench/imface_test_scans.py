@@ -36,7 +36,7 @@ def main() -> int:
     from imface.fitting.fitter import fit
     from imface.training.trainer import train
     from imface.eval.evaluate import evaluate_folder
-    from imface.io.manifest import read_manifest
+    from imface.contracts.dataset import read_manifest
 
     exp = args.out / f"seed-{args.seed}"
     overrides = [o for o in args.set.split(",") if o] + [f"train.seed={args.seed}"]

@@ -60,7 +60,7 @@ def main() -> int:
     from imface.fitting.fitter import fit
     from imface.training.trainer import train
     from imface.eval.evaluate import evaluate_folder
-    from imface.io.manifest import read_manifest
+    from imface.contracts.dataset import read_manifest
 
     scans = choose_test_scans(read_manifest(args.data), args.val_scans)
     print(f"validation scans: {', '.join(scans)}", flush=True)

@@ -78,7 +78,7 @@ def main() -> int:
 
     from imface.baselines.io import load_training_meshes
     from imface.baselines.pca import principal_components
-    from imface.io.manifest import read_manifest
+    from imface.contracts.dataset import read_manifest
 
     # Every scan of the training identities (their held-out expressions too: a shape model that
     # cannot make an expression would read it as a size).

@@ -28,7 +28,7 @@ def main() -> int:
 
     from imface.benchmark.validation import validation_identities
     from imface.io.atomic import write_json
-    from imface.io.manifest import MANIFEST_NAME, read_manifest
+    from imface.contracts.dataset import MANIFEST_NAME, read_manifest
 
     source = args.data.resolve()
     validation = validation_identities(read_manifest(source), args.identities)

@@ -75,7 +75,7 @@ def _load_processed(scan_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def write_pictures(raw_dir: Path, data_dir: Path, out_dir: Path, max_rows: int = 6) -> dict[str, Path]:
     """Contact sheets of the built-in data: raw vs processed scans, one identity's
     expressions, every identity's neutral face. Returns the PNG paths by name."""
-    from imface.io.manifest import read_manifest
+    from imface.contracts.dataset import read_manifest
     from imface.io.mesh import read_mesh
     from imface.ops.contact_sheet import contact_sheet, save_png
     from imface.ops.render import render_mesh
@@ -213,7 +213,7 @@ def _fit_stage(config: DemoConfig, data_dir: Path, exp_dir: Path, fits_dir: Path
     """Fit held-out scans of the test identities (codes only, the network frozen), and
     extract their meshes; Chamfer / F-score against each scan's ground truth."""
     from imface.fitting.fitter import fit
-    from imface.io.manifest import read_manifest
+    from imface.contracts.dataset import read_manifest
 
     manifest = read_manifest(data_dir)
     test = sorted(manifest.test)
@@ -237,7 +237,7 @@ def write_fit_grid(data_dir: Path, fits_dir: Path, scans: list[str], png: Path) 
     """A PNG grid, one row per fitted scan: target | fit | fit coloured by its distance to the target
     (the rows of ``imface fit --preview``, front view only)."""
     from imface.fitting.preview import preview_row, write_sheet
-    from imface.io.manifest import read_manifest
+    from imface.contracts.dataset import read_manifest
     from imface.io.mesh import read_mesh
 
     manifest = read_manifest(data_dir)

@@ -85,7 +85,7 @@ def load_training_meshes(data_dir: str | os.PathLike, split: str = "train", *,
                          exclude_identities: tuple[str, ...] = ()) -> TrainingMeshes:
     """Every ``registered.ply`` of one split of a processed dataset (one fixed topology required),
     leaving out the scans of ``exclude_identities`` (e.g. a validation split)."""
-    from imface.io.manifest import read_manifest
+    from imface.contracts.dataset import read_manifest
     from imface.io.mesh import read_mesh
 
     manifest = read_manifest(data_dir)

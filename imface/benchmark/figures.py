@@ -35,7 +35,7 @@ def write_fig4(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: 
     from imface.ops.ground_truth_crop import crop_like_ground_truth
     from imface.ops.metrics import surface_distance_mm
     from imface.ops.render import error_colors
-    from imface.io.manifest import read_manifest
+    from imface.contracts.dataset import read_manifest
     from imface.io.mesh import read_mesh
     from imface.ops.contact_sheet import contact_sheet, save_png
     from imface.ops.render import render_mesh

@@ -13,7 +13,7 @@ from typing import Any
 from imface.config.benchmark import ABLATION_ROWS, BenchmarkConfig
 from imface.benchmark.curves import collect_curves
 from imface.io.atomic import write_text
-from imface.io.manifest import read_manifest
+from imface.contracts.dataset import read_manifest
 
 #: Metrics carried from each run's eval summary (mean over its scans).
 METRICS = ("chamfer_mm", "fscore@1mm", "fscore@2.5mm", "fscore@5mm", "normal_consistency",

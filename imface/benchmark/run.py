@@ -28,7 +28,7 @@ import numpy as np
 from imface.config.benchmark import VARIANTS, BenchmarkConfig, load_benchmark_config, save_benchmark_config
 from imface.errors import ImfaceError
 from imface.io.atomic import write_json
-from imface.io.manifest import Manifest, read_manifest
+from imface.contracts.dataset import Manifest, read_manifest
 from imface.threads import get_threads
 
 CONFIG_NAME = "benchmark.yaml"

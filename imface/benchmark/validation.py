@@ -23,7 +23,7 @@ from typing import Any
 from imface.config.benchmark import BenchmarkConfig
 from imface.errors import ImfaceError
 from imface.io.atomic import write_json
-from imface.io.manifest import Manifest, read_manifest
+from imface.contracts.dataset import Manifest, read_manifest
 
 CHOSEN_NAME = "chosen.json"
 VALIDATION_EVAL_POINTS = 50_000

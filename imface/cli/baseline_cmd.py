@@ -61,7 +61,7 @@ def fit(
     fitted_full.ply) or to raw meshes and point sets (--in; score with imface eval --fits OUT)."""
     from imface.baselines import fit_baseline
     from imface.errors import ImfaceError
-    from imface.io.manifest import SPLIT_LISTS, read_manifest
+    from imface.contracts.dataset import SPLIT_LISTS, read_manifest
 
     if (data is None) == (not inputs):
         raise ImfaceError(None, "give either --data (a processed dataset) or --in (raw meshes or point sets)")

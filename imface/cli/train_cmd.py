@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from imface.training.distributed import DEVICES
+from imface.devices import DEVICES
 
 
 def train(

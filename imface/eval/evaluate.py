@@ -31,7 +31,7 @@ from imface.fitting.outputs import TARGET_NAME, read_fits_index
 from imface.errors import ImfaceError
 from imface.ops.ground_truth_crop import crop_like_ground_truth
 from imface.io.atomic import write_json
-from imface.io.manifest import MANIFEST_NAME, Manifest, read_manifest
+from imface.contracts.dataset import MANIFEST_NAME, Manifest, read_manifest
 from imface.io.mesh import read_mesh
 from imface.ops.metrics import evaluate_reconstruction
 

@@ -149,7 +149,7 @@ def processed_target(folder: Path, name: str, identity: str, expression: str, ne
 
 def _dataset_targets(root: Path, split: str, names: Sequence[str] | None, rng: np.random.Generator,
                      kind: str = "processed") -> list[FitTarget]:
-    from imface.io.manifest import read_manifest
+    from imface.contracts.dataset import read_manifest
 
     manifest = read_manifest(root)
     by_name = manifest.by_name

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from imface.errors import ImfaceError
-from imface.io.manifest import Manifest, read_manifest
+from imface.contracts.dataset import Manifest, read_manifest
 
 POINT_ARRAYS = {  # name -> trailing shape
     "surface_points": (3,), "surface_normals": (3,), "space_points": (3,), "space_sdf": (), "space_grad": (3,),

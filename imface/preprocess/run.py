@@ -21,7 +21,7 @@ from imface.preprocess.scan import (
 )
 from imface.errors import ImfaceError
 from imface.threads import init_worker_process
-from imface.io.manifest import ManifestScan, make_split, write_manifest
+from imface.contracts.dataset import ManifestScan, make_split, write_manifest
 
 __all__ = [
     "PreprocessConfig", "PreprocessSummary", "ScanResult", "choose_test_identities", "preprocess_dataset",

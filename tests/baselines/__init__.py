@@ -95,7 +95,7 @@ def write_dataset(root: Path, identities: int = 6, test_identities: int = 1, see
     """A processed-dataset folder: per scan ``registered.ply`` and ``mesh.ply`` (the registered surface
     re-meshed on a finer grid and cropped like a ground truth), and ``manifest.json``."""
     from imface.ops.ground_truth_crop import crop_like_ground_truth
-    from imface.io.manifest import ManifestScan, write_manifest
+    from imface.contracts.dataset import ManifestScan, write_manifest
     from imface.io.mesh import write_ply
 
     meshes, faces, labels, expressions, neutral, truth = make_dataset(identities, seed, expressions_per_identity=4)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from imface.baselines import build_baselines, fit_baseline
-from imface.io.manifest import read_manifest
+from imface.contracts.dataset import read_manifest
 from imface.io.mesh import read_mesh
 
 

@@ -11,7 +11,7 @@ from imface.baselines.flame_like import build_flame_like
 from imface.baselines.io import build_baselines, fit_baseline, load_model, save_model
 from imface.baselines.pca import build_pca
 from imface.errors import ImfaceError
-from imface.io.manifest import read_manifest
+from imface.contracts.dataset import read_manifest
 from imface.io.mesh import read_mesh
 from tests.baselines import make_dataset, write_dataset
 

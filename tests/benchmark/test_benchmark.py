@@ -11,7 +11,7 @@ from imface.config.benchmark import VARIANTS, load_benchmark_config
 from imface.benchmark.report import check_goals
 from imface.benchmark.run import variant_experiment
 from imface.errors import ImfaceError
-from imface.io.manifest import read_manifest
+from imface.contracts.dataset import read_manifest
 
 
 def _manifest(identities=("a", "b"), expressions=("neutral", "smile", "jaw_left", "anger", "eye_closed"),
@@ -187,7 +187,7 @@ def _cli(*args: str) -> int:
 
 
 def test_baseline_cli_builds_fits_and_scores(builtin_data, tmp_path, capsys):
-    from imface.io.manifest import read_manifest
+    from imface.contracts.dataset import read_manifest
 
     models = tmp_path / "models"
     assert _cli("baseline", "build", "--data", str(builtin_data), "--out", str(models), "--pca-sizes", "3,500",

@@ -9,7 +9,7 @@ import numpy as np
 
 from imface.benchmark import benchmark_preset
 from imface.benchmark.validation import choose_regularisation, validation_identities, validation_scans
-from imface.io.manifest import read_manifest
+from imface.contracts.dataset import read_manifest
 from imface.io.mesh import read_mesh, write_ply
 from tests.baselines import write_dataset
 

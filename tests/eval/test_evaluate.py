@@ -15,7 +15,7 @@ from imface.fitting.outputs import write_fits_index
 from imface.errors import ImfaceError
 from imface.ops.ground_truth_crop import crop_like_ground_truth
 from imface.eval.evaluate import evaluate_folder, group_statistics
-from imface.io.manifest import ManifestScan, write_manifest
+from imface.contracts.dataset import ManifestScan, write_manifest
 from tests.baselines import grid
 
 SCANS = [("001", "neutral"), ("001", "smile"), ("002", "neutral"), ("002", "smile"), ("003", "anger")]

@@ -10,7 +10,7 @@ import trimesh
 from imface.baselines.io import build_baselines, load_model
 from imface.fitting.baseline import fit_baseline_inputs
 from imface.eval.evaluate import evaluate_folder
-from imface.io.manifest import read_manifest
+from imface.contracts.dataset import read_manifest
 from imface.io.mesh import read_mesh
 from imface.ops.rigid import random_rotation
 from tests.baselines import write_dataset
