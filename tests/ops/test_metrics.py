@@ -102,7 +102,8 @@ def test_identical_meshes_score_perfectly() -> None:
     assert metrics.chamfer_mm < 1e-9
     assert metrics.fscore == (100.0, 100.0, 100.0)
     assert metrics.normal_consistency == pytest.approx(1.0)
-    other_seed = evaluate_reconstruction(vertices, faces, vertices, faces, num_points=10_000, seed=5, align="none")
+    # Both surfaces are drawn with the call's seed: another seed still samples identical meshes alike.
+    other_seed = evaluate_reconstruction(vertices, faces, vertices, faces, num_points=10_000, seed=6, align="none")
     assert other_seed.chamfer_mm < 1e-9
     # Faces in another order: the same surface, other samples. Small (about half the
     # ~1.2 mm sample spacing) but not zero.

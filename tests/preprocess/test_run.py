@@ -16,7 +16,7 @@ from imface.preprocess.scan import (
 )
 from imface.preprocess.run import choose_test_identities, preprocess_dataset, shard_scans
 from imface.errors import ImfaceError
-from imface.io.manifest import read_manifest
+from imface.contracts.dataset import read_manifest
 from imface.io.mesh import read_mesh
 from tests.synthetic_raw import face_height, hash_tree, make_raw_scan, write_builtin_dataset, write_obj
 
@@ -319,8 +319,10 @@ def test_five_landmarks_from_a_list(tmp_path):
 def test_stale_optional_outputs_are_removed(tmp_path, processed):
     raw, _, _, _ = processed
     scan = discover_scans(raw)[0]
-    preprocess_scan(scan, tmp_path, PreprocessConfig(**{**SMALL, "near_surface_samples": 100}))
+    first = preprocess_scan(scan, tmp_path, PreprocessConfig(**{**SMALL, "near_surface_samples": 100}))
+    assert (first.output_dir / "near_points.npy").is_file()
     result = preprocess_scan(scan, tmp_path, PreprocessConfig(**{**SMALL, "near_surface_samples": 0}))
+    assert result.output_dir == first.output_dir
     assert not (result.output_dir / "near_points.npy").exists()
 
 
