@@ -36,6 +36,7 @@ from scipy import sparse
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from imface.ops.normals import vertex_normals
 from imface.ops.rigid import apply_rigid, kabsch
 
 
@@ -103,18 +104,6 @@ class FitSettings:
             raise ValueError("iterations must be >= 1 and model_points, target_points >= 3")
         if not (self.regularisation >= 0 and self.max_distance > 0):
             raise ValueError("regularisation must be >= 0 and max_distance > 0")
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V, 3) unit area-weighted vertex normals of a mesh (V, 3) / (F, 3); zero for unused vertices."""
-    corners = vertices[faces]
-    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # length = 2 * area
-    normals = np.stack(
-        [np.bincount(faces.reshape(-1), np.repeat(face_normals[:, axis], 3), minlength=len(vertices))
-         for axis in range(3)], axis=1,
-    )
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
 
 
 def _pair_metric(normals: np.ndarray | None, count: int, point_weight: float) -> np.ndarray:
@@ -228,7 +217,7 @@ def _find_pairs(
     target_normals: np.ndarray | None, target_tree: cKDTree, settings: FitSettings,
 ) -> _Pairs:
     """Pairs in both directions between the posed model (V, 3) and the target (see the module docstring)."""
-    normals = vertex_normals(posed, faces)
+    normals = vertex_normals(posed, faces, weighting="area")
     region = np.ones(len(posed), dtype=bool)
     if settings.region_radius is not None:
         region &= np.einsum("ij,ij->i", posed, posed) <= settings.region_radius**2

@@ -34,7 +34,7 @@ def write_fig4(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: 
     from imface.errors import ImfaceError
     from imface.ops.ground_truth_crop import crop_like_ground_truth
     from imface.ops.metrics import surface_distance_mm
-    from imface.ops.render import error_colors
+    from imface.ops.colors import error_colors
     from imface.contracts.dataset import read_manifest
     from imface.io.mesh import read_mesh
     from imface.ops.contact_sheet import contact_sheet, save_png

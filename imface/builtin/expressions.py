@@ -136,16 +136,6 @@ def sigmoid(t: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * t))
 
 
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals: vertices (V, 3), faces (F, 3) int -> (V, 3)."""
-    tri = vertices[faces]
-    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 * area
-    normals = np.zeros_like(vertices, dtype=np.float64)
-    for axis in range(3):  # three bincounts are much faster than np.add.at
-        normals[:, axis] = np.bincount(faces.ravel(), np.repeat(face_n[:, axis], 3), minlength=len(vertices))
-    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-
-
 def gaussian_pulls(points: np.ndarray, centres: np.ndarray, sigmas_mm: np.ndarray,
                    vectors_mm: np.ndarray) -> np.ndarray:
     """Sum of Gaussian displacement fields (muscle pulls): (V, 3) mm.

@@ -32,6 +32,7 @@ from imface.builtin import expressions as ex
 from imface.builtin import wrinkles as wr
 from imface.builtin.bfm import BFMStatistics
 from imface.builtin.expressions import EXPRESSIONS, MIRROR_LANDMARK, RECIPES
+from imface.ops.normals import vertex_normals
 
 __all__ = ["EXPRESSIONS", "GeneratorSettings", "Identity", "FaceGenerator", "expression_index"]
 
@@ -150,7 +151,7 @@ class FaceGenerator:
         rng = _rng(seed, index, 0)
         alpha = rng.normal(s.id_coef_mean, s.id_coef_std)
         rest = self._mean + s.id_basis_mm @ alpha.astype(np.float32)
-        normals = ex.vertex_normals(rest, s.faces)
+        normals = vertex_normals(rest, s.faces, weighting="area")
         lmk = rest[self._lmk]
         detail = _smooth_detail(rest, _rng(seed, index, 1)) if self.settings.skin_detail else np.zeros(len(rest))
         # Fat pads, stiffness and muscle bulk differ from person to person: smooth random fields.

@@ -25,10 +25,10 @@ import numpy as np
 
 from imface.builtin.bfm import SourceFiles, load_bfm
 from imface.frame import NOSE_TIP_POSITION_MM
-from imface.builtin.expressions import vertex_normals
 from imface.builtin.generator import EXPRESSIONS, FaceGenerator, GeneratorSettings, expression_index
 from imface.errors import ImfaceError
 from imface.io.atomic import atomic_path, write_json
+from imface.ops.normals import vertex_normals
 
 LAYOUT = "imface-builtin"
 FORMAT_VERSION = 1
@@ -109,7 +109,7 @@ def raw_scan(vertices: np.ndarray, faces: np.ndarray, landmark_ids: np.ndarray, 
     used = np.unique(faces[face_ok])
     noisy = vertices.astype(np.float64)
     if options.noise_mm > 0:
-        noisy = noisy + vertex_normals(noisy, faces) * rng.normal(0.0, options.noise_mm, (len(noisy), 1))
+        noisy = noisy + vertex_normals(noisy, faces, weighting="area") * rng.normal(0.0, options.noise_mm, (len(noisy), 1))
     order = rng.permutation(len(used))  # scanners do not share vertex order with any model
     new_index = np.full(len(vertices), -1, dtype=np.int64)
     new_index[used[order]] = np.arange(len(used))

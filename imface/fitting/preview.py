@@ -31,7 +31,8 @@ def preview_row(target_vertices: np.ndarray, target_faces: np.ndarray | None, fi
     from imface.ops.ground_truth_crop import crop_like_ground_truth
     from imface.ops.metrics import surface_distance_mm
     from imface.ops.neighbourhoods import distance_to_sampled_surface
-    from imface.ops.render import error_colors, render_mesh
+    from imface.ops.colors import error_colors
+    from imface.ops.render import render_mesh
 
     try:
         vertices, faces = crop_like_ground_truth(fit_vertices, fit_faces)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from imface.builtin.expressions import vertex_normals
 from imface.builtin.generator import EXPRESSIONS, FaceGenerator, GeneratorSettings, expression_index
+from imface.ops.normals import vertex_normals
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_wrinkle_depth_in_range(bfm):
     depths = []
     for identity in range(3):
         diff = with_wrinkles.registered(identity, "brow_raiser") - without.registered(identity, "brow_raiser")
-        normals = vertex_normals(without.registered(identity, "brow_raiser").astype(np.float64), bfm.faces)
+        normals = vertex_normals(without.registered(identity, "brow_raiser").astype(np.float64), bfm.faces, weighting="area")
         along = (diff * normals).sum(1)
         depths.append(-along.min())
         assert along.max() < 0.5  # furrows go into the skin
@@ -79,19 +79,6 @@ def test_linear_generator_is_linear(bfm):
 
 
 # ---- the deformation primitives against simple references ----------------------------
-
-def test_vertex_normals_match_naive_area_weighting():
-    import trimesh
-
-    sphere = trimesh.creation.icosphere(subdivisions=2)
-    vertices = sphere.vertices * np.random.default_rng(0).uniform(0.8, 1.2, (len(sphere.vertices), 1))
-    ours = vertex_normals(vertices, sphere.faces)
-    naive = np.zeros_like(vertices)
-    for a, b, c in sphere.faces:  # area-weighted sum of face normals, one face at a time
-        naive[[a, b, c]] += np.cross(vertices[b] - vertices[a], vertices[c] - vertices[a])
-    naive /= np.linalg.norm(naive, axis=1, keepdims=True)
-    np.testing.assert_allclose(ours, naive, atol=1e-12)
-
 
 def test_rotate_about_x_matches_scipy():
     from scipy.spatial.transform import Rotation

@@ -5,13 +5,18 @@ when it is missing.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import moderngl
 import numpy as np
 import pytest
 import trimesh
 
 from imface.errors import ImfaceError
 from imface.ops import render
-from imface.ops.render import Camera, colormap, corner_normals, render_mesh, vertex_normals, view_rotation
+from imface.ops.camera import Camera
+from imface.ops.render import render_mesh
 
 WHITE = 255
 
@@ -72,27 +77,6 @@ def test_side_view_shows_the_depth_axis_horizontally() -> None:
     side = render_mesh(ellipsoid.vertices, ellipsoid.faces, view="side", size=(128, 128))
     assert _silhouette_aspect(front) == pytest.approx(2.0, rel=0.08)
     assert _silhouette_aspect(side) == pytest.approx(0.5, rel=0.08)
-
-
-def test_view_rotations_are_proper_and_side_looks_along_minus_x() -> None:
-    for view in ("front", "side", "three_quarter", (123.0, -30.0)):
-        rotation = view_rotation(view)
-        assert np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-12)
-        assert np.linalg.det(rotation) == pytest.approx(1.0)
-        assert rotation[0, 1] == pytest.approx(0.0)  # the image stays upright
-    assert np.allclose(view_rotation("front"), np.eye(3))
-    side = view_rotation("side")
-    assert np.allclose(side[2], [1, 0, 0])  # the camera sits on +x
-    assert (side @ [0, 0, 1])[0] < 0  # so a face (pointing +z) looks to the image's left
-
-
-def test_camera_framing_matches_a_hand_computed_projection() -> None:
-    box = np.array([[-1.0, -2.0, 0.0], [3.0, 2.0, 5.0]])
-    camera = Camera.framing(box, "front", size=(100, 50), margin=0.1)
-    # Height limits: 4 units must fill 0.8 * 50 = 40 px, so 10 px per unit; centre (1, 0).
-    assert camera.pixels_per_unit == pytest.approx(10.0)
-    projected = camera.project(np.array([[1.0, 0.0, 0.0], [-1.0, -2.0, 0.0], [3.0, 2.0, 0.0]]))
-    assert np.allclose(projected[:, :2], [[50, 25], [30, 45], [70, 5]])
 
 
 def test_fit_to_gives_several_meshes_one_framing() -> None:
@@ -180,94 +164,6 @@ def test_point_cloud_without_faces_renders_dots() -> None:
     assert 0.02 < covered < 0.5  # dots, not a filled disc
 
 
-def test_vertex_normals_match_a_naive_loop_and_trimesh() -> None:
-    mesh = trimesh.creation.capsule(height=1.0, radius=0.5, count=[8, 8])
-    verts = mesh.vertices
-    expected = np.zeros_like(verts)
-    for face in mesh.faces:  # naive reference: each face's unit normal times its corner angle
-        a, b, c = verts[face]
-        n = np.cross(b - a, c - a)
-        n /= np.linalg.norm(n)
-        for i in range(3):
-            here, nxt, prv = verts[face[i]], verts[face[(i + 1) % 3]], verts[face[(i + 2) % 3]]
-            u, w = nxt - here, prv - here
-            angle = np.arccos(np.dot(u, w) / np.linalg.norm(u) / np.linalg.norm(w))
-            expected[face[i]] += angle * n
-    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
-    got = vertex_normals(verts, mesh.faces)
-    assert np.allclose(got, expected, atol=1e-12)
-    assert np.allclose(got, mesh.vertex_normals, atol=1e-9)  # trimesh weights by angle too
-
-
-def test_vertex_normals_ignore_degenerate_faces() -> None:
-    verts = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [2, 0, 0], [5, 5, 5]])
-    faces = np.array([[0, 1, 2], [0, 1, 3]])  # the second face has no area
-    normals = vertex_normals(verts, faces)
-    assert np.allclose(normals[:3], [0, 0, 1])
-    assert np.allclose(normals[3:], 0.0)  # only a degenerate face / no face at all
-
-
-def _naive_corner_normals(verts: np.ndarray, faces: np.ndarray, crease_angle: float) -> np.ndarray:
-    """Reference: loop over corners and over the faces that share the corner's vertex."""
-    mesh = trimesh.Trimesh(verts, faces, process=False)
-    normals, angles = mesh.face_normals, mesh.face_angles
-    out = np.zeros((len(faces), 3, 3))
-    for f, face in enumerate(faces):
-        for c, vertex in enumerate(face):
-            total = np.zeros(3)
-            for g in np.nonzero((faces == vertex).any(axis=1))[0]:
-                if normals[g] @ normals[f] >= np.cos(np.radians(crease_angle)) - 1e-9:
-                    total += angles[g, list(faces[g]).index(vertex)] * normals[g]
-            out[f, c] = total / np.linalg.norm(total)
-    return out
-
-
-@pytest.mark.parametrize("crease_angle", [10.0, 40.0, 100.0, 180.0])
-def test_corner_normals_match_a_naive_loop(crease_angle: float) -> None:
-    shapes = [trimesh.creation.cylinder(1.0, 2.0, sections=12), trimesh.creation.box((1.0, 2.0, 3.0)),
-              trimesh.creation.icosphere(1), trimesh.creation.cone(1.0, 2.0, sections=10)]
-    for shape in shapes:
-        expected = _naive_corner_normals(shape.vertices, shape.faces, crease_angle)
-        for max_pairs in (120, 4_000_000):  # small chunks exercise the chunking
-            got = corner_normals(shape.vertices, shape.faces, crease_angle, max_pairs=max_pairs)
-            assert np.allclose(got, expected, atol=1e-9)
-
-
-def test_corner_normals_split_box_edges_and_keep_spheres_smooth() -> None:
-    box = trimesh.creation.box((1.0, 2.0, 3.0))
-    flat = corner_normals(box.vertices, box.faces, crease_angle=40.0)
-    assert np.allclose(flat, box.face_normals[:, None, :].repeat(3, axis=1), atol=1e-12)
-    sphere = _sphere(2)
-    smooth = corner_normals(sphere.vertices, sphere.faces, crease_angle=40.0)
-    assert np.allclose(smooth, vertex_normals(sphere.vertices, sphere.faces)[sphere.faces])
-
-
-def test_corner_normals_leave_huge_fans_smooth() -> None:
-    angles = np.linspace(0, 2 * np.pi, 40, endpoint=False)
-    rim = np.stack([np.cos(angles), np.sin(angles), np.zeros_like(angles)], axis=1)
-    verts = np.vstack([[0.0, 0.0, 1.0], rim])  # a cone: apex 0, 40 faces around it
-    faces = np.stack([np.zeros(40, int), 1 + np.arange(40), 1 + (np.arange(40) + 1) % 40], axis=1)
-    apex_smooth = vertex_normals(verts, faces)[0]
-    capped = corner_normals(verts, faces, crease_angle=10.0, max_pairs=100)  # 40**2 > 100
-    assert np.allclose(capped[:, 0], apex_smooth)
-    split = corner_normals(verts, faces, crease_angle=10.0)
-    assert not np.allclose(split[:, 0], apex_smooth)
-
-
-def test_colormap_matches_matplotlib() -> None:
-    import matplotlib
-
-    values = np.array([-1.0, 0.0, 0.5, 1.0, 2.0, np.nan])
-    colours = colormap(values, vmin=0.0, vmax=1.0, name="turbo")
-    reference = matplotlib.colormaps["turbo"](np.clip(values[:5], 0, 1))[:, :3]
-    assert np.allclose(colours[:5], reference)
-    assert np.allclose(colours[5], [0.6, 0.6, 0.6])
-    auto = colormap(np.array([2.0, 4.0]), name="viridis")  # range from the data
-    assert np.allclose(auto, matplotlib.colormaps["viridis"]([0.0, 1.0])[:, :3])
-    with pytest.raises(ImfaceError):
-        colormap(values, name="no-such-map")
-
-
 def test_bad_inputs_raise_imface_errors() -> None:
     sphere = _sphere(1)
     bad = sphere.vertices.copy()
@@ -283,8 +179,6 @@ def test_bad_inputs_raise_imface_errors() -> None:
 
 
 def test_missing_egl_is_reported_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
-    import moderngl
-
     def no_egl(**_: object) -> None:
         raise RuntimeError("libEGL.so.1: cannot open shared object file")
 
@@ -296,8 +190,6 @@ def test_missing_egl_is_reported_clearly(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_rendering_from_threads_matches_the_main_thread() -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     sphere = _sphere(2)
     expected = render_mesh(sphere.vertices, sphere.faces, size=(48, 48))
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -306,8 +198,6 @@ def test_rendering_from_threads_matches_the_main_thread() -> None:
 
 
 def test_a_forked_child_gets_an_error_instead_of_a_hang() -> None:
-    import os
-
     sphere = _sphere(1)
     render_mesh(sphere.vertices, sphere.faces, size=(16, 16))  # the parent has a context now
     pid = os.fork()
