@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imface.ops.marching_cubes import SDFFunction, extract_mesh
+from imface.ops.marching_cubes import extract_mesh
+from imface.ops.sdf_grid import SDFFunction
 from imface.threads import set_threads
 
 

@@ -1,5 +1,5 @@
 """Mesh extraction on analytic SDFs: accuracy, orientation, sphere mask and clipping,
-coarse-to-fine == dense, clean-up, and the evaluation plumbing."""
+coarse-to-fine == dense, and clean-up (the grid evaluation itself: tests/ops/test_sdf_grid.py)."""
 from __future__ import annotations
 
 import igl
@@ -8,15 +8,7 @@ import pytest
 import torch
 import trimesh
 
-from imface.ops.marching_cubes import (
-    EmptySurfaceError,
-    dense_to_mesh,
-    evaluate_grid,
-    evaluate_points,
-    extract_mesh,
-    level_resolutions,
-    remove_small_components,
-)
+from imface.ops.marching_cubes import EmptySurfaceError, dense_to_mesh, extract_mesh, remove_small_components
 from imface.ops.sdf_sampling import sample_surface
 
 
@@ -70,45 +62,6 @@ def hausdorff(a: trimesh.Trimesh, b: trimesh.Trimesh, samples: int = 100_000) ->
                                                   np.asarray(other.faces, np.int64))[0]
         worst = max(worst, float(np.sqrt(squared.max())))
     return worst
-
-
-def test_level_resolutions() -> None:
-    assert level_resolutions(256, 32) == [33, 65, 129, 256]
-    assert level_resolutions(256, 64) == [65, 129, 256]
-    assert level_resolutions(100, 32) == [51, 100]
-    assert level_resolutions(32, 32) == [32]
-    assert level_resolutions(20, 32) == [20]
-    for target in (77, 128, 200, 513):
-        levels = level_resolutions(target, 16)
-        assert levels[-1] == target and levels[0] >= 16
-        assert all(abs((fine - 1) / (coarse - 1) - 2) < 0.1 for coarse, fine in zip(levels, levels[1:]))
-
-
-def test_evaluate_grid_matches_naive_grid() -> None:
-    resolution, bound = 21, 1.3  # no grid point lies (almost) exactly on the unit sphere
-    axis = np.linspace(-bound, bound, resolution)
-    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
-    radius = np.sqrt(x**2 + y**2 + z**2)
-    naive = np.where(radius <= 1.0, x + 2 * y - z, radius - 1.0)
-    sdf = CountingSDF(lambda p: p[:, 0] + 2 * p[:, 1] - p[:, 2])
-    grid = evaluate_grid(sdf, resolution, bound=bound, chunk_size=100, device="cpu")  # no probe call
-    assert grid.shape == (resolution,) * 3 and grid.dtype == np.float32
-    np.testing.assert_allclose(grid, naive, atol=1e-5)
-    assert sdf.points == np.count_nonzero(radius <= 1.0)  # nothing outside the sphere is evaluated
-    assert sdf.calls == -(-sdf.points // 100)  # one slab, chunks of 100
-    unmasked = evaluate_grid(sdf, resolution, bound=bound, chunk_size=4096, mask_outside_sphere=False)
-    np.testing.assert_allclose(unmasked, x + 2 * y - z, atol=1e-5)
-
-
-def test_evaluate_points_checks_the_sdf_output() -> None:
-    points = np.zeros((10, 3))
-    np.testing.assert_array_equal(evaluate_points(lambda p: p[:, :1] + 1.0, points, chunk_size=3), np.ones(10))
-    with pytest.raises(ValueError, match="values"):
-        evaluate_points(lambda p: p, points)
-    with pytest.raises(ValueError, match="NaN"):
-        evaluate_points(lambda p: p[:, 0] / 0.0 * 0.0, points)
-    with pytest.raises(ValueError, match="chunk_size"):
-        evaluate_points(sphere_sdf, points, chunk_size=0)
 
 
 def test_dense_to_mesh_spacing_origin_and_orientation() -> None:
