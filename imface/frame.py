@@ -22,6 +22,11 @@ NOSE_TIP_POSITION_MM = (0.0, 0.0, 40.0)
 #: Radius of the crop sphere, millimetres; 1 model unit = this many mm.
 CROP_RADIUS_MM = 100.0
 MM_PER_UNIT = 100.0
+#: Millimetres per unit of each unit an input may be given in: "model" (the model's own unit) and
+#: the physical ones. The order is part of the contract: random draws over units follow it.
+MM_PER_INPUT_UNIT: dict[str, float] = {"model": MM_PER_UNIT, "mm": 1.0, "cm": 10.0, "m": 1000.0}
+#: The physical units of raw scans, in the order preprocessing tries them.
+LENGTH_UNITS = ("mm", "cm", "m")
 
 CANONICAL_LANDMARKS_MM = np.array([
     [-73.47, 26.53, -74.18],

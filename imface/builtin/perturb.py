@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 
+from imface.frame import MM_PER_INPUT_UNIT, MM_PER_UNIT
 from imface.ops.rigid import random_rotation
-
-#: input units per model unit of each named unit (1 model unit = 100 mm)
-UNIT_PER_MODEL = {"model": 1.0, "mm": 100.0, "cm": 10.0, "m": 0.1}
+from imface.ops.visibility import ray_intersector
 
 
 @dataclass(frozen=True)
@@ -44,9 +43,9 @@ def random_similarity(rng: np.random.Generator, *, max_angle_deg: float = 40.0,
                       factor_range: tuple[float, float] = (0.3, 3.0)) -> Similarity:
     """A named unit at random, times a log-uniform factor, a rotation of up to ``max_angle_deg``
     about a random axis, and a shift of up to about a face's size."""
-    unit = str(rng.choice(list(UNIT_PER_MODEL)))
+    unit = str(rng.choice(list(MM_PER_INPUT_UNIT)))
     factor = float(np.exp(rng.uniform(np.log(factor_range[0]), np.log(factor_range[1]))))
-    scale = UNIT_PER_MODEL[unit] * factor
+    scale = MM_PER_UNIT / MM_PER_INPUT_UNIT[unit] * factor  # input units per model unit, times the factor
     return Similarity(scale, random_rotation(rng, max_angle_deg), rng.uniform(-1, 1, 3) * scale, unit, factor)
 
 
@@ -111,8 +110,6 @@ def single_view_cloud(vertices: np.ndarray, faces: np.ndarray, rng: np.random.Ge
     """What one depth camera sees: ``count`` points (and the view direction (3,)) sampled on
     the part of the mesh visible from a direction within ``max_angle_deg`` of +z (first hit of
     a ray per sample), with N(0, sigma) depth noise along the view; model units."""
-    from imface.ops.visibility import ray_intersector
-
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     view = random_rotation(rng, max_angle_deg) @ np.array([0.0, 0.0, 1.0])
     points, face_ids = trimesh.sample.sample_surface(mesh, count * 4, seed=int(rng.integers(2**31)))

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from imface.frame import (
-    CANONICAL_LANDMARKS_MM, CROP_RADIUS_MM, FIVE_LANDMARK_IDS, MM_PER_UNIT, NOSE_TIP_POSITION_MM,
+from imface.frame import CROP_RADIUS_MM, LENGTH_UNITS, MM_PER_UNIT
+from imface.preprocess.align import (
+    align_landmarks, apply_matrix, detect_unit_scale, landmark_surface_distance, model_to_raw_matrix, raw_to_model_matrix,
 )
 from imface.preprocess.layouts import ScanSource
 from imface.errors import ImfaceError
@@ -38,10 +39,13 @@ from imface.io.landmarks import (
     Landmarks, landmarks_from_indices, read_landmark_indices, read_landmarks, validate_landmarks,
 )
 from imface.io.hashing import sha256_file
-from imface.io.mesh import clean_mesh, read_mesh, write_ply
+from imface.io.mesh import clean_mesh, read_mesh, write_mesh
+from imface.ops.crop import crop_to_sphere
+from imface.ops.heightfield import delaunay_heightfield
+from imface.ops.sdf_sampling import sample_in_sphere, sample_near_surface, sample_surface, signed_distance
+from imface.ops.visibility import remove_hidden_surface
 
 FORMAT_VERSION = 1
-UNIT_TO_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
 #: The paper's unseen expressions (Sec. 4): held out of training by default.
 DEFAULT_TEST_EXPRESSIONS = ("jaw_left", "jaw_right", "mouth_left", "mouth_right", "eye_closed")
 STAGES = ("read", "align", "crop", "hidden_surface", "delaunay", "samples", "write")
@@ -75,7 +79,7 @@ class PreprocessConfig:
     force: bool = False  # reprocess even complete scans
 
     def __post_init__(self) -> None:
-        if self.unit is not None and self.unit not in UNIT_TO_MM:
+        if self.unit is not None and self.unit not in LENGTH_UNITS:
             raise ImfaceError(None, f"unit must be one of mm, cm, m (got {self.unit!r})")
         if self.align not in ("landmarks", "none"):
             raise ImfaceError(None, f"align must be 'landmarks' or 'none' (got {self.align!r})")
@@ -134,65 +138,6 @@ def scan_output_dir(out_dir: str | os.PathLike, scan: ScanSource) -> Path:
     return Path(out_dir) / scan.identity / scan.stem
 
 
-def detect_unit_scale(
-    five_raw: np.ndarray, unit: str | None, eye_range_mm: tuple[float, float], path: str | os.PathLike
-) -> tuple[str, float]:
-    """Unit name and its factor to mm, from the outer-eye-corner distance (rows 0, 1 of ``five_raw``).
-
-    With ``unit`` None, tries mm, cm and m and takes the one whose distance lands in
-    ``eye_range_mm``; with a given unit, checks that it does.
-    """
-    distance = float(np.linalg.norm(five_raw[0] - five_raw[1]))
-    low, high = eye_range_mm
-    if unit is not None:
-        in_mm = distance * UNIT_TO_MM[unit]
-        if not low <= in_mm <= high:
-            raise ImfaceError(
-                path, f"outer-eye-corner distance is {in_mm:.4g} mm with unit {unit}, outside the plausible "
-                f"{low:g}-{high:g} mm; check the unit or the landmarks",
-            )
-        return unit, UNIT_TO_MM[unit]
-    for name, factor in UNIT_TO_MM.items():
-        if low <= distance * factor <= high:
-            return name, factor
-    raise ImfaceError(
-        path, f"outer-eye-corner distance is {distance:.4g} units: not a face in mm, cm or m; pass --unit",
-    )
-
-
-def _surface_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(N,) unsigned distance from points (N, 3) to the triangle mesh (libigl AABB)."""
-    import igl
-
-    squared, _, _ = igl.point_mesh_squared_distance(
-        np.ascontiguousarray(points, dtype=np.float64), np.ascontiguousarray(vertices, dtype=np.float64),
-        np.ascontiguousarray(faces, dtype=np.int64),
-    )
-    return np.sqrt(squared)
-
-
-def raw_to_model_matrix(rotation: np.ndarray, translation_mm: np.ndarray, unit_scale_to_mm: float) -> np.ndarray:
-    """4x4 of ``p_model = (u / 100) R p_raw + t / 100`` (column vectors)."""
-    matrix = np.eye(4)
-    matrix[:3, :3] = rotation * (unit_scale_to_mm / MM_PER_UNIT)
-    matrix[:3, 3] = np.asarray(translation_mm) / MM_PER_UNIT
-    return matrix
-
-
-def model_to_raw_matrix(rotation: np.ndarray, translation_mm: np.ndarray, unit_scale_to_mm: float) -> np.ndarray:
-    """Exact inverse of :func:`raw_to_model_matrix`: ``p_raw = R^T (100 p_model - t) / u``."""
-    matrix = np.eye(4)
-    matrix[:3, :3] = rotation.T * (MM_PER_UNIT / unit_scale_to_mm)
-    matrix[:3, 3] = -(rotation.T @ np.asarray(translation_mm)) / unit_scale_to_mm
-    return matrix
-
-
-def apply_matrix(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """(N, 3) points through a 4x4 affine matrix -> (N, 3) float64."""
-    points = np.asarray(points, dtype=np.float64)
-    return points @ matrix[:3, :3].T + matrix[:3, 3]
-
-
 def transform_to_raw(points_model_units: np.ndarray, meta: dict | str | os.PathLike) -> np.ndarray:
     """Map (N, 3) model-unit points of a processed scan back to its raw scan frame and unit.
 
@@ -223,39 +168,23 @@ def _read_scan_inputs(scan: ScanSource) -> tuple[np.ndarray, np.ndarray, Landmar
     return vertices, faces, landmarks, lmk_path
 
 
-def _align(landmarks_mm: Landmarks, config: PreprocessConfig, lmk_path: Path) -> tuple[np.ndarray, np.ndarray, float]:
-    """Rotation R (3,3) and translation t (3,) mm into the canonical frame, and the Kabsch RMS (mm)."""
-    from imface.ops.rigid import DegenerateConfigurationError, ReflectionError, kabsch
-
-    source = landmarks_mm.points
-    target = CANONICAL_LANDMARKS_MM if len(source) == 68 else CANONICAL_LANDMARKS_MM[list(FIVE_LANDMARK_IDS)]
-    if config.align == "none":
-        rotation, translation = np.eye(3), np.zeros(3)
-    else:
-        try:
-            rotation, translation = kabsch(source, target)
-        except ReflectionError:
-            raise ImfaceError(
-                lmk_path, "landmark configuration is mirrored: left/right swapped, or not in iBUG order"
-            ) from None
-        except DegenerateConfigurationError as err:
-            raise ImfaceError(lmk_path, f"degenerate landmark configuration ({err})") from None
-    nose = landmarks_mm.five[2] @ rotation.T + translation
-    translation = translation + (np.asarray(NOSE_TIP_POSITION_MM) - nose)  # nose tip exactly at (0, 0, 40) mm
-    residual = source @ rotation.T + translation - target
-    rms = float(np.sqrt(np.mean(np.sum(residual**2, axis=1))))
-    if config.align != "none" and rms > config.max_alignment_rms_mm:
-        raise ImfaceError(
-            lmk_path, f"landmarks fit the iBUG layout with {rms:.1f} mm RMS error (limit "
-            f"{config.max_alignment_rms_mm:g} mm): wrong order or not iBUG landmarks?",
-        )
-    return rotation, translation, rms
-
-
 def _write_preview(out: Path, scan: ScanSource, raw, processed) -> None:
     from imface.preprocess.preview import write_preview  # lazy: matplotlib/moderngl only when asked
 
     write_preview(out / "preview.png", *raw, *processed, title=scan.name)
+
+
+class _StageClock:
+    """Seconds per pipeline stage: :meth:`lap` books the time since the previous lap to a stage."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.start = self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self._last
+        self._last = now
 
 
 def preprocess_scan(scan: ScanSource, out_dir: str | os.PathLike, config: PreprocessConfig) -> ScanResult:
@@ -263,60 +192,81 @@ def preprocess_scan(scan: ScanSource, out_dir: str | os.PathLike, config: Prepro
 
     Returns a ``done`` :class:`ScanResult` with per-stage seconds in ``timings``.
     """
-    from imface.ops.crop import crop_to_sphere
-    from imface.ops.heightfield import delaunay_heightfield
-    from imface.ops.sdf_sampling import sample_in_sphere, sample_near_surface, sample_surface, signed_distance
-    from imface.ops.visibility import remove_hidden_surface
-
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-    start = clock
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = timings.get(stage, 0.0) + now - clock
-        clock = now
-
+    clock = _StageClock()
     hashes = source_hashes(scan)
     raw_vertices, faces, landmarks_raw, lmk_path = _read_scan_inputs(scan)
-    lap("read")
+    clock.lap("read")
 
     unit, unit_scale = detect_unit_scale(landmarks_raw.five, config.unit, config.eye_distance_range_mm, scan.mesh_path)
     landmarks_mm = landmarks_raw.transformed(lambda p: p * unit_scale)
     vertices_mm = raw_vertices * unit_scale
-    rotation, translation, rms = _align(landmarks_mm, config, lmk_path)
-    distance = _surface_distance(landmarks_mm.points, vertices_mm, faces)
-    worst = int(np.argmax(distance))
-    if distance[worst] > config.max_landmark_distance_mm:
-        label = (list(range(68)) if landmarks_mm.ibug68 is not None else list(FIVE_LANDMARK_IDS))[worst]
-        raise ImfaceError(
-            lmk_path, f"landmarks off the surface ({int((distance > config.max_landmark_distance_mm).sum())} of "
-            f"{len(distance)}): iBUG {label} is {distance[worst]:.1f} mm from the mesh "
-            f"(limit {config.max_landmark_distance_mm:g} mm)",
-        )
-    to_model_mm = lambda p: p @ rotation.T + translation  # noqa: E731
-    vertices_canon = to_model_mm(vertices_mm)
-    lap("align")
+    rotation, translation, rms = align_landmarks(landmarks_mm, lmk_path, align=config.align,
+                                                 max_rms_mm=config.max_alignment_rms_mm)
+    distance = landmark_surface_distance(landmarks_mm, vertices_mm, faces, lmk_path, config.max_landmark_distance_mm)
+    vertices_canon = vertices_mm @ rotation.T + translation
+    clock.lap("align")
 
+    mesh_vertices, mesh_faces = _face_mesh(vertices_canon, faces, config, scan.mesh_path, clock)
+    arrays = _sdf_samples(mesh_vertices, mesh_faces, config, scan_seed(scan.name, config.seed))
+    clock.lap("samples")
+
+    out = scan_output_dir(out_dir, scan)
+    raw_to_model = raw_to_model_matrix(rotation, translation, unit_scale)
+    registered_count = _write_scan_files(out, scan, config, raw_to_model, (raw_vertices, faces, landmarks_raw),
+                                         (mesh_vertices, mesh_faces), arrays)
+    clock.lap("write")
+    counts = {
+        "raw_vertices": int(len(raw_vertices)), "raw_faces": int(len(faces)),
+        "mesh_vertices": int(len(mesh_vertices)), "mesh_faces": int(len(mesh_faces)),
+        "registered_vertices": registered_count, "landmarks": int(len(landmarks_raw.points)),
+        **{key: int(len(array)) for key, array in arrays.items() if key.endswith("points")},
+    }
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "scan": scan.name, "identity": scan.identity, "expression": scan.expression, "neutral": scan.neutral,
+        "source": _source_record(scan, hashes),
+        "unit": unit, "unit_scale_to_mm": unit_scale, "mm_per_model_unit": MM_PER_UNIT,
+        "raw_to_model": raw_to_model.tolist(),
+        "model_to_raw": model_to_raw_matrix(rotation, translation, unit_scale).tolist(),
+        "alignment_rms_mm": rms,
+        "landmark_surface_distance_mm": float(distance.max()),
+        "counts": counts,
+        "settings": config.output_settings(),
+        "timings_s": {key: round(value, 4) for key, value in clock.timings.items()},
+    }
+    write_json(out / META_NAME, meta)
+    clock.lap("write")
+    return ScanResult(scan.name, "done", out, None, clock.timings, time.perf_counter() - clock.start)
+
+
+def _face_mesh(vertices_canon: np.ndarray, faces: np.ndarray, config: PreprocessConfig, mesh_path: Path,
+               clock: _StageClock) -> tuple[np.ndarray, np.ndarray]:
+    """Crop (mm, canonical frame), remove the hidden surface, mesh as a height field: the
+    pseudo-watertight mesh, vertices (V, 3) in model units and faces (F, 3)."""
     crop_vertices, crop_faces = crop_to_sphere(vertices_canon, faces, np.zeros(3), CROP_RADIUS_MM)
     if len(crop_faces) < config.min_faces_in_crop:
         raise ImfaceError(
-            scan.mesh_path, f"no face region inside the {CROP_RADIUS_MM:g} mm crop sphere "
+            mesh_path, f"no face region inside the {CROP_RADIUS_MM:g} mm crop sphere "
             f"({len(crop_faces)} triangles there; check the landmarks and units)",
         )
-    lap("crop")
+    clock.lap("crop")
     visible_vertices, visible_faces, _ = remove_hidden_surface(
         crop_vertices, crop_faces, eps=config.hidden_surface_eps_mm
     )
     if len(visible_faces) == 0:
-        raise ImfaceError(scan.mesh_path, "no surface is visible from the front (+z) after alignment")
-    lap("hidden_surface")
+        raise ImfaceError(mesh_path, "no surface is visible from the front (+z) after alignment")
+    clock.lap("hidden_surface")
     mesh_faces = delaunay_heightfield(visible_vertices)
     mesh_vertices = visible_vertices / MM_PER_UNIT
-    lap("delaunay")
+    clock.lap("delaunay")
+    return mesh_vertices, mesh_faces
 
-    rng = np.random.default_rng(scan_seed(scan.name, config.seed))
+
+def _sdf_samples(mesh_vertices: np.ndarray, mesh_faces: np.ndarray, config: PreprocessConfig,
+                 seed: int) -> dict[str, np.ndarray]:
+    """The scan's training samples (model units): surface points and normals, uniform space points
+    with SDF and gradient, and optionally the near-surface band, keyed by their file stems."""
+    rng = np.random.default_rng(seed)
     surface_points, surface_normals = sample_surface(mesh_vertices, mesh_faces, config.surface_samples, rng)
     space_points = sample_in_sphere(config.space_samples, rng, radius=1.0)
     space_sdf, space_grad, _ = signed_distance(space_points, mesh_vertices, mesh_faces)
@@ -329,17 +279,23 @@ def preprocess_scan(scan: ScanSource, out_dir: str | os.PathLike, config: Prepro
                                    config.near_surface_sigma, rng)
         near_sdf, near_grad, _ = signed_distance(near, mesh_vertices, mesh_faces)
         arrays.update(near_points=near, near_sdf=near_sdf, near_grad=near_grad)
-    lap("samples")
+    return arrays
 
-    out = scan_output_dir(out_dir, scan)
+
+def _write_scan_files(out: Path, scan: ScanSource, config: PreprocessConfig, raw_to_model: np.ndarray,
+                      raw: tuple, mesh: tuple[np.ndarray, np.ndarray], arrays: dict[str, np.ndarray]) -> int | None:
+    """Every output but meta.json (removed first, so the folder reads as incomplete until it is
+    written again); stale optional outputs of earlier runs go. raw: (vertices, faces, Landmarks).
+    Returns the registered mesh's vertex count, or None without one."""
+    raw_vertices, faces, landmarks_raw = raw
+    mesh_vertices, mesh_faces = mesh
     out.mkdir(parents=True, exist_ok=True)
     (out / META_NAME).unlink(missing_ok=True)  # the folder is incomplete until meta.json is rewritten
-    raw_to_model = raw_to_model_matrix(rotation, translation, unit_scale)
-    write_ply(out / "mesh.ply", mesh_vertices, mesh_faces)
+    write_mesh(out / "mesh.ply", mesh_vertices, mesh_faces)
     registered_count = None
     if scan.registered_path is not None:
         registered = read_mesh(scan.registered_path)
-        write_ply(out / "registered.ply", apply_matrix(registered.vertices, raw_to_model), registered.faces)
+        write_mesh(out / "registered.ply", apply_matrix(registered.vertices, raw_to_model), registered.faces)
         registered_count = len(registered.vertices)
     for key, array in arrays.items():
         save_npy(out / f"{key}.npy", array.astype(np.float32))
@@ -358,30 +314,11 @@ def preprocess_scan(scan: ScanSource, out_dir: str | os.PathLike, config: Prepro
     for name, kept in written.items():  # outputs of an earlier run with other inputs/settings
         if not kept:
             (out / name).unlink(missing_ok=True)
-    lap("write")
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "scan": scan.name, "identity": scan.identity, "expression": scan.expression, "neutral": scan.neutral,
-        "source": {
-            "mesh": str(scan.mesh_path), "landmarks": None if scan.landmarks_path is None else str(scan.landmarks_path),
-            "landmark_indices": None if scan.landmark_indices_path is None else str(scan.landmark_indices_path),
-            "registered": None if scan.registered_path is None else str(scan.registered_path),
-            "sha256": hashes,
-        },
-        "unit": unit, "unit_scale_to_mm": unit_scale, "mm_per_model_unit": MM_PER_UNIT,
-        "raw_to_model": raw_to_model.tolist(),
-        "model_to_raw": model_to_raw_matrix(rotation, translation, unit_scale).tolist(),
-        "alignment_rms_mm": rms,
-        "landmark_surface_distance_mm": float(distance.max()),
-        "counts": {
-            "raw_vertices": int(len(raw_vertices)), "raw_faces": int(len(faces)),
-            "mesh_vertices": int(len(mesh_vertices)), "mesh_faces": int(len(mesh_faces)),
-            "registered_vertices": registered_count, "landmarks": int(len(landmarks_raw.points)),
-            **{key: int(len(array)) for key, array in arrays.items() if key.endswith("points")},
-        },
-        "settings": config.output_settings(),
-        "timings_s": {key: round(value, 4) for key, value in timings.items()},
-    }
-    write_json(out / META_NAME, meta)
-    timings["write"] += time.perf_counter() - clock
-    return ScanResult(scan.name, "done", out, None, timings, time.perf_counter() - start)
+    return registered_count
+
+
+def _source_record(scan: ScanSource, hashes: dict[str, str | None]) -> dict:
+    """meta.json's ``source``: the input files (or None) and their SHA-256."""
+    paths = {"mesh": scan.mesh_path, "landmarks": scan.landmarks_path,
+             "landmark_indices": scan.landmark_indices_path, "registered": scan.registered_path}
+    return {**{key: None if path is None else str(path) for key, path in paths.items()}, "sha256": hashes}

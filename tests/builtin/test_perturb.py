@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from imface.builtin import perturb
+from imface.frame import MM_PER_INPUT_UNIT, MM_PER_UNIT
 from tests.baselines import make_face
 
 
@@ -12,8 +13,8 @@ def test_random_similarity_ranges_and_inverse():
     rng = np.random.default_rng(0)
     for _ in range(50):
         sim = perturb.random_similarity(rng)
-        assert sim.unit in perturb.UNIT_PER_MODEL and 0.3 <= sim.factor <= 3.0
-        assert sim.scale == pytest.approx(perturb.UNIT_PER_MODEL[sim.unit] * sim.factor)
+        assert sim.unit in MM_PER_INPUT_UNIT and 0.3 <= sim.factor <= 3.0
+        assert sim.scale == pytest.approx(MM_PER_UNIT / MM_PER_INPUT_UNIT[sim.unit] * sim.factor)
         angle = np.degrees(np.arccos(np.clip((np.trace(sim.rotation) - 1) / 2, -1, 1)))
         assert angle <= 40.0 + 1e-9
         points = rng.normal(size=(5, 3))
