@@ -34,7 +34,8 @@ import torch
 
 from imface.config import DEFAULT_FIT_ROBUST_MM
 from imface.frame import MM_PER_UNIT
-from imface.fitting.inputs import FitTarget, rescale_target
+from imface.fitting.align import rescale_target
+from imface.fitting.inputs import FitTarget
 from imface.ops.neighbourhoods import distance_to_sampled_surface
 
 #: Points of each input scored after the fits (a fixed subset, the same for every scale).

@@ -5,12 +5,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from imface.fitting.inputs import (
-    crop_to_model_sphere, detect_unit, file_target, gather_targets, prepare_poses, processed_target, rescale_target,
-    unit_of_scale,
-)
 from imface.errors import ImfaceError
-from imface.ops.rigid import random_rotation
+from imface.fitting.inputs import detect_unit, file_target, gather_targets
 from tests.synthetic_processed import write_synthetic_dataset
 
 
@@ -49,11 +45,6 @@ def test_a_given_unit_is_checked_against_the_size(unit, factor):
     assert detect_unit(face * factor * 1000, "auto", "x") == "auto"  # the search finds any scale
     with pytest.raises(ImfaceError, match="check --unit"):
         detect_unit(face * factor * 1000, unit, "x")
-
-
-def test_unit_of_a_found_scale():
-    assert unit_of_scale(0.0101) == "mm" and unit_of_scale(0.0985) == "cm" and unit_of_scale(10.1) == "m"
-    assert unit_of_scale(1.0) == "model" and unit_of_scale(0.43) == "arbitrary" and unit_of_scale(0.0103) == "arbitrary"
 
 
 def test_point_files_with_and_without_normals(tmp_path):
@@ -129,78 +120,3 @@ def test_inputs_that_are_not_faces_are_refused(tmp_path):
     assert file_target(tmp_path / "cap.npy", "x", "auto", "auto", "auto").kind == "points"
     np.save(tmp_path / "half.npy", cap[cap[:, 0] > 0])
     assert file_target(tmp_path / "half.npy", "x", "auto", "auto", "auto").kind == "points"
-
-
-def _template_and_face(tmp_path, scale: float, rotation: np.ndarray, clutter: bool):
-    """The synthetic baseline face as template (model units) and another person's face written
-    as a mesh in an arbitrary unit, turned, optionally with shoulders below it. (Another person
-    would differ from the template in size as well: bench/fit_any.py measures that on built-in faces.)"""
-    from tests.baselines import make_face
-
-    template, _ = make_face(np.zeros(6), step=0.03)
-    vertices, faces = make_face(np.zeros(6), step=0.025)  # the template's person, meshed anew
-    if clutter:
-        blob = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
-        blob.vertices = blob.vertices * [0.9, 0.3, 0.4] + [0.0, -1.8, -0.4]
-        faces = np.concatenate([faces, blob.faces + len(vertices)])
-        vertices = np.concatenate([vertices, blob.vertices])
-    trimesh.Trimesh(scale * vertices @ rotation.T + [3.0, -1.0, 2.0], faces, process=False).export(tmp_path / "s.ply")
-    return template
-
-
-@pytest.mark.parametrize("unit,scale", [("auto", 37.3), ("auto", 100.0), ("mm", 100.0)])
-def test_alignment_finds_scale_and_pose_and_crops_the_clutter(tmp_path, unit, scale):
-    rotation = random_rotation(np.random.default_rng(3), 35.0)
-    template = _template_and_face(tmp_path, scale, rotation, clutter=True)
-    before = (tmp_path / "s.ply").read_bytes()
-    target = file_target(tmp_path / "s.ply", "s", unit, "auto", "auto")
-    assert target.fit_pose and (target.unit == "auto") == (unit == "auto")
-    prepare_poses([target], lambda: template)
-    assert target.unit == ("arbitrary" if scale == 37.3 else "mm")
-    assert target.raw_to_input[0, 0] * scale == pytest.approx(1.0, rel=0.02)
-    assert target.alignment["coverage"] > 0.9 and target.alignment["scale_given"] == (unit != "auto")
-    angle = np.degrees(np.arccos(np.clip((np.trace(target.init_rotation @ rotation) - 1) / 2, -1, 1)))
-    assert angle < 2.0
-    moved = target.surface_points @ target.init_rotation.T + target.init_translation
-    assert np.linalg.norm(moved, axis=1).max() <= 1.0 + 1e-5  # the shoulders were cropped
-    assert (tmp_path / "s.ply").read_bytes() == before
-
-
-def test_alignment_refuses_what_matches_no_face(tmp_path):
-    from tests.baselines import make_face
-
-    template, _ = make_face(np.zeros(6), step=0.03)
-    sphere = trimesh.creation.icosphere(subdivisions=4, radius=0.9)  # the back of a head, as a dome
-    dome = sphere.submesh([np.flatnonzero(sphere.triangles_center[:, 2] > 0.1)], append=True)
-    dome.export(tmp_path / "dome.ply")
-    target = file_target(tmp_path / "dome.ply", "dome", "auto", "auto", "auto")
-    with pytest.raises(ImfaceError, match="no face found") as err:
-        prepare_poses([target], lambda: template)
-    assert "\n" not in str(err.value) and str(tmp_path / "dome.ply") in str(err.value)
-
-
-def test_crop_keeps_the_unit_sphere_and_refuses_far_points(data_dir):
-    target = processed_target(data_dir / "001/2_smile", "001/2_smile", "001", "smile", False, np.random.default_rng(0))
-    before = len(target.surface_points)
-    crop_to_model_sphere(target, np.eye(3), np.array([0.0, 0.0, 0.8]))  # shifted: part leaves the sphere
-    assert 10 < len(target.surface_points) < before
-    assert len(target.surface_normals) == len(target.surface_points)
-    with pytest.raises(ImfaceError, match="far outside"):
-        crop_to_model_sphere(target, np.eye(3), np.array([0.0, 0.0, 4.0]))
-
-
-def test_a_refined_scale_rescales_the_input_frame(tmp_path):
-    rotation = random_rotation(np.random.default_rng(4), 20.0)
-    template = _template_and_face(tmp_path, 37.3, rotation, clutter=False)
-    target = file_target(tmp_path / "s.ply", "s", "auto", "auto", "auto")
-    prepare_poses([target], lambda: template)
-    assert target.fit_scale
-    searched, points = target.alignment["scale"], target.surface_points.copy()
-    raw = target.reference[0] / searched  # the input's own vertices
-    rescale_target(target, 0.97)
-    np.testing.assert_allclose(target.surface_points, 0.97 * points, rtol=1e-6)
-    assert target.alignment["search_scale"] == searched
-    assert target.alignment["scale"] == pytest.approx(0.97 * searched)
-    assert target.alignment["mm_per_input_unit"] == pytest.approx(100 * 0.97 * searched)
-    homogeneous = np.c_[raw, np.ones(len(raw))] @ target.raw_to_input.T
-    np.testing.assert_allclose(homogeneous[:, :3], target.reference[0], rtol=1e-6, atol=1e-9)
