@@ -41,7 +41,7 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
 bench: setup
-	$(BIN)/python bench/preprocess.py
+	$(BIN)/python -m bench.preprocess
 
 clean-demo:
 	rm -rf $(DEMO_OUT)

@@ -8,26 +8,23 @@ model's SDF of one training scan is used instead. Prints the dense and coarse-to
 times, points evaluated, the speedup and the largest deviation between the two meshes
 (symmetric Hausdorff distance in voxels); the last line is the headline.
 
-    PYTHONPATH=. python bench/extract.py [--resolution 256] [--threads 2] [--exp-dir runs/x]
+    python -m bench.extract [--resolution 256] [--threads 2] [--exp-dir runs/x]
 """
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from imface.ops.marching_cubes import extract_mesh
-from imface.ops.sdf_grid import SDFFunction
-from imface.threads import set_threads
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
-
-def face_height(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """A smooth face-like height field z = h(x, y), model units: a rounded front with a nose."""
-    return 0.3 - 0.35 * (x**2 + 0.6 * y**2) + 0.12 * torch.exp(-(x**2 + (y + 0.05) ** 2) / 0.01)
+from imface.ops.marching_cubes import extract_mesh  # noqa: E402
+from imface.ops.sdf_grid import SDFFunction  # noqa: E402
+from imface.threads import set_threads  # noqa: E402
+from tests.ops.meshes import face_height, hausdorff  # noqa: E402
 
 
 def random_model_sdf(seed: int) -> SDFFunction:
@@ -50,46 +47,18 @@ def random_model_sdf(seed: int) -> SDFFunction:
 
 
 def trained_model_sdf(exp_dir: Path, checkpoint: Path | None, scan: str | None) -> SDFFunction:
-    """SDF of one training scan of a trained experiment folder (config.yaml, codes.json, checkpoints/)."""
-    from imface.training import checkpoint as ckpt
-    from imface.config.experiment import load_config
-    from imface.model import ImFace
+    """SDF of one training scan of a trained experiment folder: the first identity's code and the
+    expression code of ``scan`` (default: the first expression; neutral when it has none)."""
+    from imface.pretrained import load_pretrained
 
-    config = load_config(exp_dir / "config.yaml")
-    codes = json.loads((exp_dir / "codes.json").read_text())
-    checkpoint = checkpoint or ckpt.latest_checkpoint(exp_dir)
-    if checkpoint is None:
-        raise SystemExit(f"{exp_dir}: no checkpoint found")
-    state = ckpt.load_weights(checkpoint)
-    model = ImFace(config.model, max(1, len(codes["identities"])), max(1, len(codes["expressions"])),
-                   state["template_landmarks"]).eval()
-    model.load_state_dict(state, strict=True)
-    expressions = codes["expressions"]
+    loaded = load_pretrained(exp_dir, "cpu", weights=checkpoint)
+    expressions = loaded.codes.expressions
     name = scan or (next(iter(expressions)) if expressions else None)
     exp_row = expressions.get(name, 0) if name else 0
-    neutral = torch.tensor([name is None or name not in expressions])
-    id_code = model.identity_codes.weight[:1]
-    exp_code = model.expression_codes.weight[exp_row : exp_row + 1]
-    print(f"model: {checkpoint} (expression row {exp_row}, neutral={bool(neutral)})")
-    return lambda points: model.sdf(points[None], id_code, exp_code, neutral)[0]
-
-
-def max_deviation(a_vertices: np.ndarray, a_faces: np.ndarray, b_vertices: np.ndarray, b_faces: np.ndarray,
-                  samples: int = 200_000) -> float:
-    """Symmetric Hausdorff distance between two meshes: exact point-to-surface distances
-    (libigl) from each mesh's vertices and area-uniform samples to the other surface."""
-    import igl
-
-    from imface.ops.sdf_sampling import sample_surface
-
-    rng = np.random.default_rng(0)
-    worst = 0.0
-    for (v, f), (other_v, other_f) in (((a_vertices, a_faces), (b_vertices, b_faces)),
-                                       ((b_vertices, b_faces), (a_vertices, a_faces))):
-        points = np.concatenate([v, sample_surface(v, f, samples, rng)[0]])
-        squared = igl.point_mesh_squared_distance(points, np.asarray(other_v, float), np.asarray(other_f, np.int64))[0]
-        worst = max(worst, float(np.sqrt(squared.max())))
-    return worst
+    neutral = name is None or name not in expressions
+    model = loaded.model
+    print(f"model: {checkpoint or exp_dir} (expression row {exp_row}, neutral={neutral})")
+    return model.face_sdf(model.identity_codes.weight[0], model.expression_codes.weight[exp_row], neutral)
 
 
 def main() -> None:
@@ -130,7 +99,7 @@ def main() -> None:
         if dense is None:
             dense = (seconds, points, mesh)
         else:
-            deviation = max_deviation(dense[2].vertices, dense[2].faces, mesh.vertices, mesh.faces) / voxel
+            deviation = hausdorff(dense[2], mesh, samples=200_000) / voxel
             results[name] = (dense[0] / seconds, deviation)
             line += f"  ({100 * points / dense[1]:.1f}% of dense points, {dense[0] / seconds:.1f}x, " \
                     f"max deviation {deviation:.2f} voxel)"

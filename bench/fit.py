@@ -14,8 +14,8 @@ mesh in an arbitrary unit (x 37.3), turned by 30 degrees, with hair and shoulder
 reading to written outputs, the scale and pose search included.
 
 Usage (from the repository root):
-    PYTHONPATH=. python bench/fit.py --exp-dir EXP [--data DATA] [--scan 001/2_smile]
-    PYTHONPATH=. python bench/fit.py --quick      # tiny model on synthetic data (exercises the script)
+    python -m bench.fit --exp-dir EXP [--data DATA] [--scan 001/2_smile]
+    python -m bench.fit --quick      # tiny model on synthetic data (exercises the script)
 A cpu-preset model comes from ``imface data bfm --out RAW``, ``imface preprocess --in RAW --out DATA``
 and ``imface train --preset cpu --data DATA --exp-dir EXP``.
 """
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
 from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_SPACE_POINTS  # noqa: E402  (after the path set-up)
 

@@ -30,7 +30,7 @@ and the cloud with ``imface fit --unit auto`` settings, and prints:
 - seconds per landmark-free fit, pose search included.
 
 Usage (from the repository root):
-    PYTHONPATH=. python bench/fit_any.py --exp-dir EXP --data DATA --out OUT [--scans 10]
+    python -m bench.fit_any --exp-dir EXP --data DATA --out OUT [--scans 10]
         [--robust MM] [--code-prior W] [--scale-lr LR] [--kinds mesh,cloud,bad]
 
 The reference fits are reused when OUT/reference already holds them (same settings).
@@ -45,11 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
-
-def _angle_deg(rotation: np.ndarray) -> float:
-    return float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1))))
+from tests.ops.meshes import rotation_angle_deg  # noqa: E402
 
 
 def build_cases(data: Path, scans: list[str], out: Path, seed: int) -> list[dict]:
@@ -112,7 +110,7 @@ def score(case: dict, fit_dir: Path, data: Path, points: int) -> dict:
     row = {"scale_error_pct": 100 * (found["scale"] * scale - 1),
            "search_scale_error_pct": 100 * (found.get("search_scale", found["scale"]) * scale - 1),
            # input frame (scaled) -> model space is the fitted pose; the truth is R^T
-           "pose_error_deg": _angle_deg(np.asarray(frames["pose_rotation"]) @ rotation),
+           "pose_error_deg": rotation_angle_deg(np.asarray(frames["pose_rotation"]) @ rotation),
            "unit": found["unit"], "coverage": found["coverage"],
            "chamfer_mm": cropped.chamfer_mm, "chamfer_uncropped_mm": full.chamfer_mm}
     if case["kind"] == "cloud":

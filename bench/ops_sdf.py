@@ -3,7 +3,7 @@
 Prints wall and CPU seconds per op; asserts nothing. Goal (issue 2): signed_distance
 for 250k surface + 15k ball points against a ~100k-triangle mesh in about 1 s on one core.
 
-    PYTHONPATH=. python bench/ops_sdf.py --threads 1
+    python -m bench.ops_sdf --threads 1
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ point files cut to evenly strided subsets, landmarks and meta copied, and meshes
 scans the learning-curve probe measures (its Chamfer needs them; training reads only samples). The copy is built from the user's data
 and stays on this machine's disk; the BFM terms forbid committing it.
 
-    python bench/pack_data.py --data bench_out/processed --out .gpu/data --identities 3
+    python -m bench.pack_data --data bench_out/processed --out .gpu/data --identities 3
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
 # Rows kept per file: more than the presets' data.holdout_points (2,048) held back from training.
 LIMITS = {"surface": 8192, "space": 4096, "near": 4096}

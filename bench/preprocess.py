@@ -7,7 +7,7 @@ statistics are in the cache; else the synthetic face-like scan of the tests at a
 Generated scans go to a temporary folder only.
 Prints seconds per stage and ends with ``preprocess: X.XX s per scan`` (goal <= 3 s).
 
-    PYTHONPATH=. python bench/preprocess.py [--repeats 3] [--raw DIR | --source builtin|synthetic]
+    python -m bench.preprocess [--repeats 3] [--raw DIR | --source builtin|synthetic]
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
 from imface.threads import set_threads  # noqa: E402
 

@@ -6,8 +6,8 @@ reference (imface.fields.reference) evaluates the same weights with Python loops
 over scans and regions. Prints parameter counts (ours and the authors' variant),
 then points/s per setting; the last line is the headline.
 
-    PYTHONPATH=. python bench/train_step.py [--threads 2] [--scans 4] [--points 1024 16384] [--profile]
-    PYTHONPATH=. python bench/train_step.py --device cuda [--precision fp32 tf32 bf16 fp16]
+    python -m bench.train_step [--threads 2] [--scans 4] [--points 1024 16384] [--profile]
+    python -m bench.train_step --device cuda [--precision fp32 tf32 bf16 fp16]
 
 With --device cuda it times the batched step alone at the ``paper`` preset's batch (72 scans x
 16,384 points unless --scans/--points say otherwise) for each --precision, and prints points/s.

@@ -21,7 +21,7 @@ from imface.frame import CANONICAL_LANDMARKS_MM
 UNIT_SCALE = {"mm": 1.0, "cm": 0.1, "m": 0.001}  # raw value = mm * scale
 
 
-def face_height(x: np.ndarray, y: np.ndarray, width: float = 1.0) -> np.ndarray:
+def scan_height_mm(x: np.ndarray, y: np.ndarray, width: float = 1.0) -> np.ndarray:
     """Surface z (mm) over x, y (mm): a rounded cap with a nose bump peaking at z = 40 at the origin."""
     xs = x / width
     cap = 12.0 - 0.013 * xs**2 - 0.0015 * y**2
@@ -44,26 +44,26 @@ def make_canonical_scan(step: float = 4.0, width: float = 1.0, extras: bool = Tr
     """A face-like scan in the canonical frame (mm). Returns vertices, faces, landmarks (68, 3),
     registered_vertices/faces (a coarser fixed-topology mesh of the same surface)."""
     xy, faces = _grid((-104.0, 104.0), (-128.0, 112.0), step)
-    vertices = np.column_stack([xy, face_height(xy[:, 0], xy[:, 1], width)])
+    vertices = np.column_stack([xy, scan_height_mm(xy[:, 0], xy[:, 1], width)])
     parts_v, parts_f = [vertices], [faces]
     if extras:
         offset = len(vertices)
         # Mouth cavity: a patch 15 mm behind the lips, hidden from the viewer.
         cxy, cf = _grid((-14.0, 14.0), (-36.0, -26.0), 2.0)
-        cz = face_height(cxy[:, 0], cxy[:, 1], width) - 15.0
+        cz = scan_height_mm(cxy[:, 0], cxy[:, 1], width) - 15.0
         parts_v.append(np.column_stack([cxy, cz]))
         parts_f.append(cf + offset)
         offset += len(cxy)
         # Overhang: a flap 6 mm in front of the upper forehead (like a hair fringe).
         oxy, of = _grid((20.0, 44.0), (66.0, 78.0), 2.0)
-        oz = face_height(oxy[:, 0], oxy[:, 1], width) + 6.0
+        oz = scan_height_mm(oxy[:, 0], oxy[:, 1], width) + 6.0
         parts_v.append(np.column_stack([oxy, oz]))
         parts_f.append(of + offset)
     landmarks = CANONICAL_LANDMARKS_MM.copy()
     landmarks[:, 0] *= width
-    landmarks[:, 2] = face_height(landmarks[:, 0], landmarks[:, 1], width)
+    landmarks[:, 2] = scan_height_mm(landmarks[:, 0], landmarks[:, 1], width)
     rxy, rf = _grid((-80.0, 80.0), (-90.0, 80.0), 10.0)
-    registered = np.column_stack([rxy, face_height(rxy[:, 0], rxy[:, 1], width)])
+    registered = np.column_stack([rxy, scan_height_mm(rxy[:, 0], rxy[:, 1], width)])
     return {
         "vertices": np.concatenate(parts_v), "faces": np.concatenate(parts_f), "landmarks": landmarks,
         "registered_vertices": registered, "registered_faces": rf,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import trimesh
 from scipy.spatial.transform import Rotation
 
 TRUE_PIVOT = np.array([0.0, 0.15, -0.7])
@@ -34,7 +35,7 @@ def _bump(x, y, cx, cy, width):
     return np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * width**2))
 
 
-def face_height(x: np.ndarray, y: np.ndarray, identity: np.ndarray) -> np.ndarray:
+def identity_height(x: np.ndarray, y: np.ndarray, identity: np.ndarray) -> np.ndarray:
     """Surface z (model units) over x, y for identity parameters (6,) (non-linear in them)."""
     a = np.asarray(identity, dtype=np.float64)
     xs = x / (1.0 + 0.08 * a[0])
@@ -56,7 +57,7 @@ def make_face(identity, expression=(0.0, 0.0, 0.0), jaw_angle: float = 0.0, jaw_
     xy, faces = grid(step)
     x, y = xy[:, 0], xy[:, 1]
     e = np.asarray(expression, dtype=np.float64)
-    rest = np.column_stack([x, y, face_height(x, y, identity)])
+    rest = np.column_stack([x, y, identity_height(x, y, identity)])
     smile = _bump(x, y, 0.25, -0.33, 0.1) + _bump(x, y, -0.25, -0.33, 0.1)
     brows = _bump(x, y, 0.4, 0.4, 0.12) + _bump(x, y, -0.4, 0.4, 0.12)
     pucker = _bump(x, y, 0.0, -0.33, 0.1)
@@ -66,6 +67,12 @@ def make_face(identity, expression=(0.0, 0.0, 0.0), jaw_angle: float = 0.0, jaw_
     offset = rest - TRUE_PIVOT
     posed = rest + jaw_weights(y)[:, None] * (offset @ rotation.T - offset)
     return posed, faces
+
+
+def sample_face_points(identity, count: int, seed: int) -> np.ndarray:
+    """(count, 3) area-uniform samples of the rest face of ``identity`` (6,), model units."""
+    vertices, faces = make_face(identity, step=0.03)
+    return trimesh.sample.sample_surface(trimesh.Trimesh(vertices, faces), count, seed=seed)[0]
 
 
 def make_dataset(identities: int, seed: int, jaw_range=(0.0, 0.35), expressions_per_identity: int = 6):

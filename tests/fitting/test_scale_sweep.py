@@ -17,7 +17,8 @@ from imface.ops.rigid import random_rotation
 from imface.ops.similarity_search import refine_pose
 from tests.synthetic_processed import sphere_of
 from tests.model_fixtures import trained_tiny  # noqa: F401
-from tests.ops.test_similarity_search import _angle_deg, _face_points
+from tests.baselines import sample_face_points
+from tests.ops.meshes import rotation_angle_deg
 
 
 def test_factors_are_even_in_log_scale_around_one():
@@ -38,7 +39,7 @@ def test_parabola_minimum_between_samples_and_at_the_ends():
 
 
 def test_only_points_near_the_posed_mean_face_are_scored():
-    template = _face_points(np.zeros(6), 3000, seed=0)
+    template = sample_face_points(np.zeros(6), 3000, seed=0)
     clutter = np.random.default_rng(2).normal(size=(2000, 3)) * 0.15 + [0.0, -2.2, -0.3]  # shoulders, far below
     target = FitTarget(name="s", identity="s", expression="neutral", neutral=True, source=None, kind="points",
                        surface_points=np.concatenate([template + [0.0, 0.0, 0.5], clutter]).astype(np.float32),
@@ -97,7 +98,7 @@ def test_the_gaps_of_a_sparse_input_do_not_count_against_a_fit():
 
 
 def test_the_covered_template_is_the_part_of_the_mean_face_the_input_reaches():
-    template = _face_points(np.zeros(6), 3000, seed=0)
+    template = sample_face_points(np.zeros(6), 3000, seed=0)
     half = template[template[:, 0] > 0.0]  # a one-view cloud seeing the right half
     target = FitTarget(name="s", identity="s", expression="neutral", neutral=True, source=None, kind="points",
                        surface_points=(half + [0.0, 0.0, 0.5]).astype(np.float32),
@@ -123,12 +124,12 @@ def test_scores_are_distances_in_the_inputs_own_units():
 
 
 def test_refine_pose_recovers_a_small_turn_and_shift():
-    template = _face_points(np.zeros(6), 4000, seed=0)
+    template = sample_face_points(np.zeros(6), 4000, seed=0)
     rotation = random_rotation(np.random.default_rng(3), 4.0)
     shift = np.array([0.02, -0.015, 0.01])
-    points = (_face_points(np.zeros(6), 6000, seed=1) - shift) @ rotation  # x = R^T (t - shift)
+    points = (sample_face_points(np.zeros(6), 6000, seed=1) - shift) @ rotation  # x = R^T (t - shift)
     found_rotation, found_translation = refine_pose(points, template, np.eye(3), np.zeros(3))
-    assert _angle_deg(found_rotation @ rotation.T) < 0.3
+    assert rotation_angle_deg(found_rotation @ rotation.T) < 0.3
     moved = points @ found_rotation.T + found_translation
     assert np.abs(moved - (points @ rotation.T + shift)).max() < 0.002  # 0.2 mm
 

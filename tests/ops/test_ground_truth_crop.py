@@ -10,7 +10,7 @@ from imface.ops.ground_truth_crop import crop_like_ground_truth
 from imface.ops.crop import crop_to_sphere, remove_unused_vertices
 from imface.ops.heightfield import delaunay_heightfield
 from imface.ops.visibility import remove_hidden_surface
-from tests.baselines import face_height, grid
+from tests.baselines import identity_height, grid
 
 IDENTITY = np.array([0.3, -0.5, 0.2, 0.8, -0.4, 0.6])
 
@@ -18,9 +18,9 @@ IDENTITY = np.array([0.3, -0.5, 0.2, 0.8, -0.4, 0.6])
 def scan_like(step: float) -> tuple[np.ndarray, np.ndarray]:
     """A front scan past the crop sphere, with a hidden 'mouth cavity' patch 8 mm behind the lips."""
     xy, faces = grid(step, (-1.2, 1.2), (-1.3, 1.1))
-    vertices = np.column_stack([xy, face_height(xy[:, 0], xy[:, 1], IDENTITY)])
+    vertices = np.column_stack([xy, identity_height(xy[:, 0], xy[:, 1], IDENTITY)])
     cavity_xy, cavity_faces = grid(0.02, (-0.14, 0.14), (-0.38, -0.28))
-    cavity = np.column_stack([cavity_xy, face_height(cavity_xy[:, 0], cavity_xy[:, 1], IDENTITY) - 0.08])
+    cavity = np.column_stack([cavity_xy, identity_height(cavity_xy[:, 0], cavity_xy[:, 1], IDENTITY) - 0.08])
     return np.concatenate([vertices, cavity]), np.concatenate([faces, cavity_faces + len(vertices)])
 
 
@@ -65,7 +65,7 @@ def test_result_is_a_visible_height_field_inside_the_sphere():
     assert np.all(normals[:, 2] > 0)
     # The cavity lay 8 mm behind the lips: none of it survives.
     lips = (np.abs(vertices[:, 0]) < 0.12) & (vertices[:, 1] > -0.37) & (vertices[:, 1] < -0.29)
-    surface = face_height(vertices[lips, 0], vertices[lips, 1], IDENTITY)
+    surface = identity_height(vertices[lips, 0], vertices[lips, 1], IDENTITY)
     assert np.abs(vertices[lips, 2] - surface).max() < 1e-9
 
 

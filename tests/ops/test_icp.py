@@ -3,26 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.spatial.transform import Rotation
 
 from imface.ops.icp import icp
 from imface.ops.rigid import apply_rigid, invert_rigid
-
-
-def face_like_points(count: int, rng: np.random.Generator, half_width: float = 0.7) -> np.ndarray:
-    """(count, 3) points on a curved sheet with a nose bump, model units (1 = 100 mm)."""
-    x, y = rng.uniform(-half_width, half_width, (2, count))
-    z = 0.3 - 0.35 * (x**2 + 0.6 * y**2) + 0.12 * np.exp(-(x**2 + (y + 0.05) ** 2) / 0.01)
-    return np.c_[x, y, z]
-
-
-def known_motion(degrees: float = 5.0, shift: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
-    rotation = Rotation.from_rotvec(np.deg2rad(degrees) * np.array([0.3, 1.0, -0.2]) / np.linalg.norm([0.3, 1.0, -0.2]))
-    return rotation.as_matrix(), shift * np.array([0.6, -0.8, 0.0])
-
-
-def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.rad2deg(Rotation.from_matrix(a @ b.T).magnitude()))
+from tests.ops.meshes import face_like_points, known_motion, rotation_angle_deg
 
 
 def test_recovers_known_motion_of_same_samples() -> None:
@@ -31,7 +15,7 @@ def test_recovers_known_motion_of_same_samples() -> None:
     motion_r, motion_t = known_motion()
     source = apply_rigid(target, *invert_rigid(motion_r, motion_t))  # target = motion(source)
     rotation, translation, info = icp(source, target, iterations=200, tolerance=1e-12)
-    assert angle_deg(rotation, motion_r) < 1e-4
+    assert rotation_angle_deg(rotation @ motion_r.T) < 1e-4
     np.testing.assert_allclose(translation, motion_t, atol=1e-6)
     assert info.mean_distance < 1e-7
     assert info.initial_mean_distance > 1e-3  # there was something to fix
@@ -73,7 +57,7 @@ def test_correspondence_cap_ignores_outliers() -> None:
     outliers = rng.uniform(-1, 1, (400, 3)) + np.array([0.0, 0.0, 3.0])  # far from the face
     rotation, translation, info = icp(np.concatenate([source, outliers]), target, iterations=200,
                                       tolerance=1e-12, max_correspondence_distance=0.2)
-    assert angle_deg(rotation, motion_r) < 1e-3
+    assert rotation_angle_deg(rotation @ motion_r.T) < 1e-3
     assert np.linalg.norm(translation - motion_t) < 1e-5
     assert info.inlier_fraction == pytest.approx(4000 / 4400)
 

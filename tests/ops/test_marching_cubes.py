@@ -2,14 +2,13 @@
 coarse-to-fine == dense, and clean-up (the grid evaluation itself: tests/ops/test_sdf_grid.py)."""
 from __future__ import annotations
 
-import igl
 import numpy as np
 import pytest
 import torch
 import trimesh
 
 from imface.ops.marching_cubes import EmptySurfaceError, dense_to_mesh, extract_mesh, remove_small_components
-from imface.ops.sdf_sampling import sample_surface
+from tests.ops.meshes import face_height, hausdorff
 
 
 def sphere_sdf(points: torch.Tensor) -> torch.Tensor:
@@ -23,10 +22,6 @@ def torus_sdf(points: torch.Tensor) -> torch.Tensor:
 
 def plane_sdf(points: torch.Tensor) -> torch.Tensor:
     return points[:, 2] - 0.1
-
-
-def face_height(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return 0.3 - 0.35 * (x**2 + 0.6 * y**2) + 0.12 * torch.exp(-(x**2 + (y + 0.05) ** 2) / 0.01)
 
 
 def face_sdf(points: torch.Tensor) -> torch.Tensor:
@@ -49,19 +44,6 @@ class CountingSDF:
 
 def voxel(resolution: int, bound: float = 1.0) -> float:
     return 2.0 * bound / (resolution - 1)
-
-
-def hausdorff(a: trimesh.Trimesh, b: trimesh.Trimesh, samples: int = 100_000) -> float:
-    """Symmetric Hausdorff distance: exact point-to-surface distances from each mesh's
-    vertices and dense surface samples to the other mesh."""
-    rng = np.random.default_rng(0)
-    worst = 0.0
-    for one, other in ((a, b), (b, a)):
-        points = np.concatenate([one.vertices, sample_surface(one.vertices, one.faces, samples, rng)[0]])
-        squared = igl.point_mesh_squared_distance(points, np.asarray(other.vertices, float),
-                                                  np.asarray(other.faces, np.int64))[0]
-        worst = max(worst, float(np.sqrt(squared.max())))
-    return worst
 
 
 def test_dense_to_mesh_spacing_origin_and_orientation() -> None:

@@ -15,8 +15,7 @@ from imface.ops.metrics import (
     precision_recall,
 )
 from imface.ops.rigid import apply_rigid
-from tests.ops.meshes import grid_mesh
-from tests.ops.test_icp import known_motion
+from tests.ops.meshes import grid_mesh, known_motion
 
 
 def pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:

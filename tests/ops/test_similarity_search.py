@@ -3,20 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import trimesh
 
 from imface.ops.rigid import random_rotation
 from imface.ops.similarity_search import depth_peaks, neighbour_pairs, rotation_starts, search_similarity
-from tests.baselines import make_face
-
-
-def _angle_deg(rotation: np.ndarray) -> float:
-    return float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1))))
-
-
-def _face_points(identity, count: int, seed: int) -> np.ndarray:
-    vertices, faces = make_face(identity, step=0.03)
-    return trimesh.sample.sample_surface(trimesh.Trimesh(vertices, faces), count, seed=seed)[0]
+from tests.baselines import sample_face_points
+from tests.ops.meshes import rotation_angle_deg
 
 
 def test_rotation_starts_are_proper_rotations():
@@ -30,14 +21,14 @@ def test_rotation_starts_are_proper_rotations():
     rng = np.random.default_rng(0)
     for _ in range(200):
         turn = random_rotation(rng, 40.0)
-        assert min(_angle_deg(turn @ r.T) for r in starts) < 25.0
+        assert min(rotation_angle_deg(turn @ r.T) for r in starts) < 25.0
 
 
 @pytest.mark.parametrize("scale, angle, seed", [(100.0, 35.0, 1), (0.043, 25.0, 2), (7.3, 40.0, 3)])
 def test_search_finds_scale_and_pose_of_a_turned_face_in_any_unit_with_clutter(scale, angle, seed):
     rng = np.random.default_rng(seed)
-    template = _face_points(np.zeros(6), 4000, seed=0)
-    face = _face_points(np.zeros(6), 6000, seed=seed)  # the template's person, sampled anew
+    template = sample_face_points(np.zeros(6), 4000, seed=0)
+    face = sample_face_points(np.zeros(6), 6000, seed=seed)  # the template's person, sampled anew
     # shoulders-like clutter below the face: a blob 2.2 units down (outside the crop sphere)
     shoulders = rng.normal(size=(3000, 3)) * [0.9, 0.3, 0.4] + [0.0, -2.2, -0.4]
     rotation = random_rotation(rng, angle)
@@ -45,34 +36,34 @@ def test_search_finds_scale_and_pose_of_a_turned_face_in_any_unit_with_clutter(s
     cloud = scale * np.concatenate([face, shoulders]) @ rotation.T + shift
     found = search_similarity(cloud, template)
     assert abs(found.scale * scale - 1) < 0.01  # model units per input unit
-    assert _angle_deg(found.rotation @ rotation) < 2.0
+    assert rotation_angle_deg(found.rotation @ rotation) < 2.0
     moved = found.scale * cloud[: len(face)] @ found.rotation.T + found.translation
     assert np.abs(moved - face).max() < 0.05  # back where the face was, within 5 mm
     assert found.coverage > 0.9 and found.residual < 0.03
     # another person has no exact pose or size relative to the template (their nose, chin and
     # width differ); the search still lands within a few degrees and percent
-    other = scale * _face_points(rng.normal(0, 0.15, 6), 6000, seed=seed) @ rotation.T + shift
+    other = scale * sample_face_points(rng.normal(0, 0.15, 6), 6000, seed=seed) @ rotation.T + shift
     found = search_similarity(other, template)
-    assert _angle_deg(found.rotation @ rotation) < 5.0 and abs(found.scale * scale - 1) < 0.06
+    assert rotation_angle_deg(found.rotation @ rotation) < 5.0 and abs(found.scale * scale - 1) < 0.06
 
 
 def test_search_with_a_known_scale_only_turns_and_shifts():
     rng = np.random.default_rng(4)
-    template = _face_points(np.zeros(6), 3000, seed=0)
+    template = sample_face_points(np.zeros(6), 3000, seed=0)
     rotation = random_rotation(rng, 30.0)
     cloud = template @ rotation.T + [0.2, 0.1, -0.3]
     found = search_similarity(cloud, template, scale=1.0)
     assert found.scale == 1.0
-    assert _angle_deg(found.rotation @ rotation) < 1.0
+    assert rotation_angle_deg(found.rotation @ rotation) < 1.0
 
 
 def test_a_sphere_cap_is_a_poor_match_to_a_face():
     rng = np.random.default_rng(5)
-    template = _face_points(np.zeros(6), 3000, seed=0)
+    template = sample_face_points(np.zeros(6), 3000, seed=0)
     cap = rng.normal(size=(8000, 3))
     cap = 0.9 * cap / np.linalg.norm(cap, axis=1, keepdims=True)
     cap = cap[cap[:, 2] > 0.0]
-    face = search_similarity(_face_points(np.zeros(6), 3000, seed=7), template)
+    face = search_similarity(sample_face_points(np.zeros(6), 3000, seed=7), template)
     sphere = search_similarity(cap, template)
     assert sphere.residual > 2 * face.residual
     with pytest.raises(ValueError, match="at least 10"):
@@ -93,12 +84,12 @@ def test_a_shoulder_in_front_of_the_nose_does_not_hide_the_face():
     # Shoulders reaching further toward the viewer than the nose tip: the frontmost point of the
     # whole input is on a shoulder for every rotation start, so only a peak anchor finds the face.
     rng = np.random.default_rng(11)
-    template = _face_points(np.zeros(6), 4000, seed=0)
-    face = _face_points(np.zeros(6), 6000, seed=11)
+    template = sample_face_points(np.zeros(6), 4000, seed=0)
+    face = sample_face_points(np.zeros(6), 6000, seed=11)
     nose = face[:, 2].max()
     shoulders = [rng.normal(size=(2500, 3)) * [0.4, 0.25, 0.25] + [side, -2.1, nose + 0.5] for side in (-1.4, 1.4)]
     rotation = random_rotation(rng, 20.0)
     cloud = 3.0 * np.concatenate([face, *shoulders]) @ rotation.T + [4.0, -2.0, 1.0]
     found = search_similarity(cloud, template)
-    assert abs(found.scale * 3.0 - 1) < 0.01 and _angle_deg(found.rotation @ rotation) < 2.0
+    assert abs(found.scale * 3.0 - 1) < 0.01 and rotation_angle_deg(found.rotation @ rotation) < 2.0
     assert found.nose_coverage > 0.9

@@ -11,14 +11,13 @@ import trimesh
 
 from imface.frame import FIVE_LANDMARK_IDS, NOSE_TIP_ID
 from imface.preprocess.layouts import discover_scans
-from imface.preprocess.scan import (
-    PreprocessConfig, apply_matrix, detect_unit_scale, preprocess_scan, transform_to_raw,
-)
+from imface.preprocess.align import apply_matrix, detect_unit_scale
+from imface.preprocess.scan import PreprocessConfig, preprocess_scan, transform_to_raw
 from imface.preprocess.run import choose_test_identities, preprocess_dataset, shard_scans
 from imface.errors import ImfaceError
 from imface.contracts.dataset import read_manifest
 from imface.io.mesh import read_mesh
-from tests.synthetic_raw import face_height, hash_tree, make_raw_scan, write_builtin_dataset, write_obj
+from tests.synthetic_raw import hash_tree, make_raw_scan, scan_height_mm, write_builtin_dataset, write_obj
 
 SMALL = dict(surface_samples=4000, space_samples=3000, near_surface_samples=2000)
 
@@ -278,7 +277,7 @@ def test_cli_preprocess_prints_summary(tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert "1 failed" in result.output and str(raw / "002" / "1_neutral.lmk.txt") in result.output
-    assert face_height(np.zeros(1), np.zeros(1))[0] == pytest.approx(40.0)
+    assert scan_height_mm(np.zeros(1), np.zeros(1))[0] == pytest.approx(40.0)
 
 
 def test_facescape_layout_with_vertex_index_landmarks_and_align_none(tmp_path):

@@ -1,8 +1,8 @@
-"""What the fit's non-face check measures (``imface.fitting.inputs.surface_shape``) on a
+"""What the fit's non-face check measures (``imface.fitting.face_check.surface_shape``) on a
 processed face, the same with scanner noise, half of it (one view), a plane and uniform noise,
 beside the limits it refuses at.
 
-    python bench/face_check.py --mesh demo_out/processed/003/2_smile/mesh.ply
+    python experiments/face_check.py --mesh demo_out/processed/003/2_smile/mesh.ply
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def main() -> int:
     parser.add_argument("--mesh", required=True, help="a processed face mesh (model units)")
     args = parser.parse_args()
 
-    from imface.fitting.inputs import MAX_LOCAL_THICKNESS, MIN_RELATIVE_DEPTH, surface_shape
+    from imface.fitting.face_check import MAX_LOCAL_THICKNESS, MIN_RELATIVE_DEPTH, surface_shape
     from imface.io.mesh import read_mesh
     from imface.ops.sdf_sampling import sample_surface
 

@@ -1,14 +1,8 @@
-"""bench/scale_identifiability.py: how far a scale error shows once a shape model absorbs what it can."""
-import importlib.util
-from pathlib import Path
-
+"""experiments/scale_identifiability.py: how far a scale error shows once a shape model absorbs what it can."""
 import numpy as np
 import pytest
 
-_PATH = Path(__file__).resolve().parent.parent / "bench" / "scale_identifiability.py"
-_spec = importlib.util.spec_from_file_location("scale_identifiability", _PATH)
-scale_identifiability = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(scale_identifiability)
+from experiments import scale_identifiability
 
 
 def _shape(count: int = 200) -> np.ndarray:

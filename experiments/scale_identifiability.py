@@ -17,7 +17,7 @@ registered meshes (the built-in data, FaceScape):
 With known correspondence and no noise this is a best case, not a fitting method: it says how
 much of a person's size their face shape carries in this data.
 
-    python bench/scale_identifiability.py --data bench_out/processed
+    python experiments/scale_identifiability.py --data bench_out/processed
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
 from imface.frame import MM_PER_UNIT  # noqa: E402
 

@@ -6,10 +6,10 @@ benchmark person) whose test split holds the same validation scans (``--scans``)
 dataset and seed, the validation Chamfer (50k points, ICP) and the 90th percentile of the mouth
 region's target-to-fit distance on the expressive scans, then mean +- std per dataset.
 
-    python bench/data_regime.py --out runs/regime --data ids10=runs/tune --data ids50=runs/tune50
+    python experiments/data_regime.py --out runs/regime --data ids10=runs/tune --data ids50=runs/tune50
 
-The two datasets of README "Evaluation" (10 training identities x 15 expressions against 50 x 8;
-validation: identities 003 and 012 of both):
+The two datasets compared in docs/lab/2026-12-03-benchmark-cpu.md (10 training identities x 15
+expressions against 50 x 8; validation: identities 003 and 012 of both):
 
     imface data bfm --out runs/tune_raw --identities 12 --seed 1 --workers 2
     imface preprocess --in runs/tune_raw --out runs/tune --workers 2 --surface-samples 100000 \
@@ -24,20 +24,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
+
+from experiments.common import mouth_p90_mm, train_or_reuse  # noqa: E402
+from imface.contracts.dataset import MESH_NAME  # noqa: E402
+
 SCANS = [f"{i}/{e}" for i in ("003", "012") for e in ("1_neutral", "2_smile", "3_mouth_stretch", "16_grin")]
-
-
-def mouth(vertices: np.ndarray) -> np.ndarray:
-    """The lower-central part of a face's central disc (model space)."""
-    centre = vertices.mean(0)
-    radius = np.linalg.norm(vertices[:, :2] - centre[:2], axis=1)
-    vertices = vertices[radius < 0.6 * radius.max()]
-    low = vertices[:, 1] < np.percentile(vertices[:, 1], 40)
-    return vertices[low & (np.abs(vertices[:, 0] - centre[0]) < 0.3)]
 
 
 def main() -> int:
@@ -52,13 +49,7 @@ def main() -> int:
     from imface.threads import set_threads
 
     set_threads(2)
-    import trimesh
-    from scipy.spatial import cKDTree
-
-    from imface.frame import MM_PER_UNIT
-    from imface.config.experiment import apply_overrides, preset
-    from imface.fitting.fitter import fit
-    from imface.training.trainer import train
+    from imface.fitting.run import fit
 
     scans = args.scans.split(",")
     summary: dict[str, list[float]] = {}
@@ -67,20 +58,14 @@ def main() -> int:
         data = Path(folder)
         for seed in args.seeds:
             exp = args.out / name / f"seed-{seed}"
-            if not (exp / "checkpoints" / f"step-{args.steps:08d}.safetensors").is_file():
-                config = apply_overrides(preset("cpu"), [f"train.seed={seed}"])
-                config.train.max_minutes, config.train.max_steps = 0.0, args.steps
-                train(config, data, exp, resume=(exp / "config.yaml").is_file(), progress=False)
+            train_or_reuse(data, exp, args.steps, seed)
             result_file = exp / "val.json"
             if not result_file.is_file():
                 results = fit(exp, data, exp / "fits", split="test", scans=scans, landmarks=False, seed=0,
                               steps=150, points=1024, metrics_points=50_000)
-                rows = {}
-                for r in results:
-                    target = np.asarray(trimesh.load(data / r.name / "mesh.ply").vertices)
-                    fitted = np.asarray(trimesh.load(exp / "fits" / r.name / "mesh.ply").vertices)
-                    distance = cKDTree(fitted).query(mouth(target))[0] * MM_PER_UNIT
-                    rows[r.name] = {"chamfer": r.metrics["chamfer_mm"], "mouth_p90": float(np.percentile(distance, 90))}
+                rows = {r.name: {"chamfer": r.metrics["chamfer_mm"],
+                                 "mouth_p90": mouth_p90_mm(data / r.name / MESH_NAME, exp / "fits" / r.name / MESH_NAME)}
+                        for r in results}
                 result_file.write_text(json.dumps(rows, indent=1))
             rows = json.loads(result_file.read_text())
             chamfer = float(np.mean([r["chamfer"] for r in rows.values()]))

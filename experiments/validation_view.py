@@ -3,10 +3,10 @@ with a manifest whose test split is the benchmark's *validation* identities (tra
 never the test ones) and whose training split is the rest of the training scans.
 
 Models trained on the view and fitted to its test split judge settings without touching the
-benchmark's test scans (bench/fit_settings.py). Hard links, not symlinks: the manifest reader
+benchmark's test scans (experiments/fit_settings.py). Hard links, not symlinks: the manifest reader
 refuses scan paths that resolve outside the dataset folder.
 
-    PYTHONPATH=. python bench/validation_view.py --data bench_out/processed --out runs/val --identities 2
+    python experiments/validation_view.py --data bench_out/processed --out runs/val --identities 2
 """
 from __future__ import annotations
 

@@ -4,9 +4,9 @@ with the `cpu` benchmark preset's fit settings (150 steps, 1,024 points, no land
 them with its protocol (250k points, crop, ICP). For a quick test-set figure of a recipe already
 chosen on validation identities (minutes, against the benchmark's hour); never for choosing.
 
-    PYTHONPATH=. python bench/imface_test_scans.py --data bench_out/processed --out runs/testcheck --seed 0
+    python experiments/imface_test_scans.py --data bench_out/processed --out runs/testcheck --seed 0
     # the preset with a changed field (its own --out):
-    PYTHONPATH=. python bench/imface_test_scans.py --data bench_out/processed --out runs/testcheck_e3 --seed 0 \
+    python experiments/imface_test_scans.py --data bench_out/processed --out runs/testcheck_e3 --seed 0 \
         --set loss.embedding=1e3
 """
 from __future__ import annotations
@@ -15,7 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
+
+from experiments.common import split_overrides, train_or_reuse  # noqa: E402
 
 
 def main() -> int:
@@ -32,18 +34,12 @@ def main() -> int:
 
     set_threads(2)
     from imface.benchmark.run import choose_test_scans
-    from imface.config.experiment import apply_overrides, preset
-    from imface.fitting.fitter import fit
-    from imface.training.trainer import train
-    from imface.eval.evaluate import evaluate_folder
     from imface.contracts.dataset import read_manifest
+    from imface.eval.evaluate import evaluate_folder
+    from imface.fitting.run import fit
 
     exp = args.out / f"seed-{args.seed}"
-    overrides = [o for o in args.set.split(",") if o] + [f"train.seed={args.seed}"]
-    config = apply_overrides(preset("cpu"), overrides)
-    config.train.max_minutes, config.train.max_steps = 0.0, args.steps
-    if not (exp / "checkpoints" / f"step-{args.steps:08d}.safetensors").is_file():
-        train(config, args.data, exp, resume=(exp / "config.yaml").is_file(), progress=False)
+    train_or_reuse(args.data, exp, args.steps, args.seed, "cpu", split_overrides(args.set))
     scans = choose_test_scans(read_manifest(args.data), args.scans)
     fits = args.out / f"fits-{args.seed}"
     fit(exp, args.data, fits, split="test", scans=scans, steps=150, points=1024, seed=args.seed, landmarks=False,

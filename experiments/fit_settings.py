@@ -1,5 +1,5 @@
 """Fit settings judged on validation identities: train (or reuse) a model on a tuning view
-(bench/validation_view.py), fit every validation scan with the given settings, and print the
+(experiments/validation_view.py), fit every validation scan with the given settings, and print the
 mean Chamfer (50k points per surface, ICP: compare runs with each other, not with benchmark
 figures), the mouth region's 90th-percentile target-to-fit distance on the expressive scans, and
 the Chamfer per expression. Each line is also appended to ``OUT/log.txt``; per-scan figures go
@@ -9,7 +9,7 @@ to ``OUT/NAME/seed-S/fits-FIT/rows.json``, so runs can be compared scan by scan.
 ``--own-codes`` scores the training scans decoded with their own trained codes: together they
 tell a decoder that cannot represent a scan from codes that have not converged.
 
-    PYTHONPATH=. python bench/fit_settings.py --data runs/val --out runs/exp --name base --seed 0 \
+    python experiments/fit_settings.py --data runs/val --out runs/exp --name base --seed 0 \
         --fit lr1 --fit-lr 1.0
 """
 from __future__ import annotations
@@ -22,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
+
+from experiments.common import mouth_p90_mm, split_overrides, train_or_reuse  # noqa: E402
+from imface.contracts.dataset import MESH_NAME  # noqa: E402
 
 
 def main() -> int:
@@ -50,15 +52,8 @@ def main() -> int:
     from imface.threads import set_threads
 
     set_threads(2)
-    import trimesh
-    from data_regime import mouth
-    from scipy.spatial import cKDTree
-
-    from imface.frame import MM_PER_UNIT
-    from imface.config.experiment import apply_overrides, preset
-    from imface.fitting.fitter import fit
-    from imface.training.trainer import train
     from imface.contracts.dataset import read_manifest
+    from imface.fitting.run import fit
 
     if args.spread_floor is not None:
         from imface.fitting import code_space
@@ -66,11 +61,7 @@ def main() -> int:
         code_space.SPREAD_FLOOR = args.spread_floor
     exp = args.out / args.name / f"seed-{args.seed}"
     started = time.perf_counter()
-    if not (exp / "checkpoints" / f"step-{args.steps:08d}.safetensors").is_file():
-        overrides = [o for o in args.set.split(",") if o] + [f"train.seed={args.seed}"]
-        config = apply_overrides(preset(args.preset), overrides)
-        config.train.max_minutes, config.train.max_steps = 0.0, args.steps
-        train(config, args.data, exp, resume=(exp / "config.yaml").is_file(), progress=False)
+    train_or_reuse(args.data, exp, args.steps, args.seed, args.preset, split_overrides(args.set))
     train_seconds = time.perf_counter() - started
     manifest = read_manifest(args.data)
     scans, split = sorted(manifest.test), "test"
@@ -82,12 +73,9 @@ def main() -> int:
                   points=args.fit_points, lr=args.fit_lr, metrics_points=50_000, resolution=args.resolution,
                   code_basis=args.code_basis, code_prior=args.code_prior)
     fit_seconds = time.perf_counter() - started
-    rows = {}
-    for result in results:
-        target = np.asarray(trimesh.load(args.data / result.name / "mesh.ply").vertices)
-        fitted = np.asarray(trimesh.load(fits / result.name / "mesh.ply").vertices)
-        distance = cKDTree(fitted).query(mouth(target))[0] * MM_PER_UNIT
-        rows[result.name] = {"chamfer": result.metrics["chamfer_mm"], "mouth_p90": float(np.percentile(distance, 90))}
+    rows = {result.name: {"chamfer": result.metrics["chamfer_mm"],
+                          "mouth_p90": mouth_p90_mm(args.data / result.name / MESH_NAME, fits / result.name / MESH_NAME)}
+            for result in results}
     if args.own_codes and split == "train":
         own_codes(exp, args.data, rows)
     (fits / "rows.json").write_text(json.dumps(rows, indent=1))
@@ -111,7 +99,7 @@ def own_codes(exp: Path, data: Path, rows: dict) -> None:
     """Add each training scan's Chamfer decoded with its own trained codes (same protocol)."""
     import trimesh
 
-    from imface.fitting.fitter import fitted_mesh
+    from imface.generate import face_mesh as fitted_mesh
     from imface.ops.metrics import evaluate_reconstruction
     from imface.pretrained import load_pretrained
 

@@ -1,5 +1,5 @@
-"""Learning curves of training recipes, over seeds: how each choice of README "Training recipe"
-was judged.
+"""Learning curves of training recipes, over seeds: how each choice of the training recipe was
+judged (docs/lab/2026-12-03-training-recipe.md).
 
 Each variant (a name and ``section.field=value`` overrides on a training preset) is trained
 for every seed; the run is paused at each ``--eval-at`` step (exact ``--resume``), and the
@@ -15,7 +15,7 @@ Prints, per variant, validation Chamfer mean +- std over seeds at every eval ste
 ``summary.json`` and ``curves.png`` (validation Chamfer against steps and against training
 seconds; probe Chamfer against steps) into ``--out``. Resumes: finished evaluations are kept.
 
-    python bench/recipe_curves.py --data TUNE --out runs/recipe --seeds 0 1 2 \
+    python experiments/recipe_curves.py --data TUNE --out runs/recipe --seeds 0 1 2 \
         --variant old=model.positional_frequencies=6 --variant new=
 """
 from __future__ import annotations
@@ -28,10 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
+
+from experiments.common import split_overrides  # noqa: E402
+
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
+    """``NAME=key=value,key=value`` -> (NAME, overrides)."""
     name, _, overrides = text.partition("=")
-    return name, [o for o in overrides.split(",") if o]
+    return name, split_overrides(overrides)
 
 
 def main() -> int:
@@ -57,7 +62,7 @@ def main() -> int:
     from imface.benchmark.run import choose_test_scans
     from imface.config.experiment import apply_overrides, preset
     from imface.training.curves import read_curves
-    from imface.fitting.fitter import fit
+    from imface.fitting.run import fit
     from imface.training.trainer import train
     from imface.eval.evaluate import evaluate_folder
     from imface.contracts.dataset import read_manifest
