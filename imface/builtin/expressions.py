@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import trimesh
 
 #: FaceScape's expressions, in its order; file names use the 1-based number.
 EXPRESSIONS: tuple[str, ...] = (
@@ -289,8 +290,6 @@ def mouth_rims(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.
     The mouth is the mesh's small boundary loop (the other one is the outer rim);
     its two x-extreme vertices, the corners, split it into upper and lower halves.
     """
-    import trimesh
-
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     edges, counts = np.unique(mesh.edges_sorted, axis=0, return_counts=True)
     boundary = edges[counts == 1]

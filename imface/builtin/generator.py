@@ -19,7 +19,8 @@ y up, z toward the viewer) is made from:
   normals, both part the person's and part the expression's; each scan draws its own intensity, and each effect responds to it
   through the person's own exponent.
 
-Everything is deterministic given (seed, identity, expression, scan).
+Everything is deterministic given (seed, identity, expression, scan). The person (rest shape
+and traits) is made in :mod:`imface.builtin.identity`; the expressions are realised here.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from imface.builtin import expressions as ex
 from imface.builtin import wrinkles as wr
 from imface.builtin.bfm import BFMStatistics
 from imface.builtin.expressions import EXPRESSIONS, MIRROR_LANDMARK, RECIPES
-from imface.ops.normals import vertex_normals
+from imface.builtin.identity import Identity, keyed_rng, make_identity, unit_field
 
 __all__ = ["EXPRESSIONS", "GeneratorSettings", "Identity", "FaceGenerator", "expression_index"]
 
@@ -65,65 +66,9 @@ def expression_index(name: str) -> int:
     return EXPRESSIONS.index(name) + 1
 
 
-@dataclass(frozen=True)
-class Identity:
-    """One synthetic person: rest shape and the traits the expressions depend on (mm)."""
-
-    index: int
-    id_coefficients: np.ndarray  # (40,)
-    rest: np.ndarray  # (V, 3) neutral shape without skin detail
-    normals: np.ndarray  # (V, 3) unit normals of ``rest``
-    landmarks: np.ndarray  # (68, 3) on ``rest``
-    skin_detail: np.ndarray  # (V,) offset along ``normals``
-    waves: np.ndarray  # (V, 96) float32 bank of plane waves (15-45 mm) the relief fields mix
-    long_waves: np.ndarray  # (V, 32) float32 bank of plane waves (40-90 mm) the compliance fields mix
-    compliance: np.ndarray  # (V,) unit-variance smooth field: this person's tissue, shared by expressions
-    relief: np.ndarray  # (V,) unit-variance field: where this person's muscles bunch up
-    jaw_weights: np.ndarray  # (V,)
-    hinge: np.ndarray  # (3,)
-    jaw_max_rad: float
-    mouth_line: np.ndarray  # (M, 3) midline between the lips, sorted by x
-    corner_x_mm: float
-    lip_mask: np.ndarray  # (V,)
-    eye_closure_mask: np.ndarray  # (V,) 0..1 over both eye regions
-    eye_centres: np.ndarray  # (2, 3)
-    eye_angles: np.ndarray  # (2, 3) low, lid, top (radians about each centre)
-    response: np.ndarray  # (8,) intensity exponents per effect family
-    traits: dict  # wrinkle / fold / muscle parameters
-
-
 def _sorted_xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(points[:, 0], kind="stable")
     return points[order, 0], points[order, 1]
-
-
-def _rng(*key: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
-
-
-def _plane_waves(points: np.ndarray, rng: np.random.Generator, wavelengths_mm: tuple[float, float],
-                 modes: int = 96) -> np.ndarray:
-    """A bank of random plane waves over the vertices: (V, modes) float32, values in [-1, 1]."""
-    directions = rng.normal(size=(modes, 3))
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    wavelengths = rng.uniform(*wavelengths_mm, modes)
-    phases = points @ (directions.T * (2 * np.pi / wavelengths)) + rng.uniform(0, 2 * np.pi, modes)
-    return np.cos(phases).astype(np.float32)
-
-
-def _unit_field(waves: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A smooth random field of zero mean and unit std: a random mix of the wave bank. (V,)"""
-    field = (waves @ rng.normal(0.0, 1.0, waves.shape[1]).astype(np.float32)).astype(np.float64)
-    return (field - field.mean()) / max(field.std(), 1e-9)
-
-
-def _smooth_detail(points: np.ndarray, rng: np.random.Generator, modes: int = 48) -> np.ndarray:
-    """Identity skin detail: a sum of random plane waves, wavelengths 4-20 mm, RMS ~0.1 mm. (V,) mm."""
-    directions = rng.normal(size=(modes, 3))
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    wavelengths = rng.uniform(4.0, 20.0, modes)
-    waves = np.cos(points @ (directions.T * (2 * np.pi / wavelengths)) + rng.uniform(0, 2 * np.pi, modes))
-    return waves @ (rng.normal(0.0, 0.14, modes) * np.sqrt(wavelengths / 12.0)) / np.sqrt(modes / 2)
 
 
 class FaceGenerator:
@@ -145,84 +90,9 @@ class FaceGenerator:
     def faces(self) -> np.ndarray:
         return self.stats.faces
 
-    # ---- identity -------------------------------------------------------------------
     def _make_identity(self, index: int) -> Identity:
-        s, seed = self.stats, self.settings.seed
-        rng = _rng(seed, index, 0)
-        alpha = rng.normal(s.id_coef_mean, s.id_coef_std)
-        rest = self._mean + s.id_basis_mm @ alpha.astype(np.float32)
-        normals = vertex_normals(rest, s.faces, weighting="area")
-        lmk = rest[self._lmk]
-        detail = _smooth_detail(rest, _rng(seed, index, 1)) if self.settings.skin_detail else np.zeros(len(rest))
-        # Fat pads, stiffness and muscle bulk differ from person to person: smooth random fields.
-        waves = _plane_waves(rest, _rng(seed, index, 4), (15.0, 45.0))
-        long_waves = _plane_waves(rest, _rng(seed, index, 8), (40.0, 90.0), 32)
-        compliance = _unit_field(long_waves, _rng(seed, index, 7))
-        relief = _unit_field(waves, _rng(seed, index, 9))
-
-        mouth_line = self._mouth_line(rest)
-        cx = 0.5 * (mouth_line[-1, 0] - mouth_line[0, 0])
-        # TMJ: in front of the ear at about the level of iBUG 1 / 15, jittered per person.
-        side = 0.5 * (lmk[1] + lmk[15])
-        hinge = np.array([0.0, side[1] + rng.uniform(-6, 6), side[2] + rng.uniform(-4, 10)])
-        wobble = rng.normal(0.0, [0.07, 0.05, 0.035, 0.025, 0.015, 0.01], size=(2, 6)).T
-        chin_line = lmk[8, 1:] + np.array([-rng.uniform(8.0, 16.0), -rng.uniform(5.0, 15.0)])
-        jaw_w = ex.jaw_weights(rest, hinge, mouth_line, wobble, rng.uniform(0.15, 0.25), rng.uniform(6.0, 12.0),
-                               chin_line, rng.uniform(12.0, 22.0), rng.uniform(-12.0, 0.0), rng.uniform(4.0, 9.0))
-        # How far the cheek follows the jaw varies along the transition zone (and only there).
-        jaw_xi = np.clip(_unit_field(waves, _rng(seed, index, 5)), -2.0, 2.0)
-        jaw_w = np.clip(jaw_w + 0.1 * jaw_xi * 4.0 * jaw_w * (1.0 - jaw_w), 0.0, 1.0)
-        # Lips bend between the corners; at the corners, where they join, they hold still.
-        lip_mask = wr.window(rest[:, 0], -cx * rng.uniform(0.4, 0.6), cx * rng.uniform(0.4, 0.6), 0.4 * cx)
-
-        eye_centres, eye_angles, closure = [], [], np.zeros(len(rest))
-        for ids in (range(36, 42), range(42, 48)):  # two eyes: a fixed loop of two
-            ring = lmk[list(ids)]
-            centre = ring.mean(0) + np.array([0.0, rng.uniform(-1.5, 1.5), -rng.uniform(10.5, 13.5)])
-            rel = ring - centre
-            ring_angle = np.arctan2(rel[:, 1], rel[:, 2])
-            low = ring_angle[[4, 5]].mean() + rng.uniform(-0.02, 0.02)
-            lid = ring_angle[[1, 2]].mean()
-            top = lid + rng.uniform(0.55, 0.8)
-            width = 0.5 * np.ptp(ring[:, 0]) * rng.uniform(1.25, 1.5)
-            ex_x = (rest[:, 0] - ring[:, 0].mean()) / width
-            closure += wr.window(ex_x, -0.75, 0.75, 0.35) * wr.window(rest[:, 2] - centre[2], 0.0, 60.0, 4.0)
-            eye_centres.append(centre)
-            eye_angles.append([low, lid, top])
-
-        traits = {
-            "crows": [dict(count=int(rng.integers(3, 6)), fan=rng.uniform(0.7, 1.3), rot=rng.uniform(-0.35, 0.2),
-                           inner=rng.uniform(4, 8), outer=rng.uniform(14, 22), width=rng.uniform(3.0, 4.0),
-                           depth=rng.uniform(1.0, 2.0), spin=rng.uniform(-0.25, 0.25)) for _ in range(2)],
-            "nasolabial": [dict(start=rng.normal(0, 2.0, 3), end=rng.normal(0, 2.5, 3), bow=rng.uniform(0.0, 6.0),
-                                width=rng.uniform(3.5, 6.0), depth=rng.uniform(1.0, 3.0),
-                                bulge=rng.uniform(0.3, 0.8), slide=rng.uniform(1.0, 5.0),
-                                slip_edge=rng.uniform(1.2, 2.0), slip_reach=rng.uniform(15.0, 30.0),
-                                slip_vector=rng.uniform([0.5, 2.5, 1.0], [2.0, 4.5, 2.5])) for _ in range(2)],
-            "cheeks": dict(offset=rng.normal([24.0, 4.0, -14.0], 3.0), radius=rng.uniform(20.0, 27.0),
-                           height=rng.uniform(9.0, 14.0)),
-            "lips": dict(upper=rng.uniform(7.0, 11.0), lower=rng.uniform(8.0, 12.0), roll=rng.uniform(0.8, 1.3),
-                         pucker=rng.uniform(6.0, 10.0), squeeze=rng.uniform(0.25, 0.45)),
-            "furrows": {name: wr.furrow_traits(rng, region) for name, region in wr.FURROW_REGIONS.items()},
-            "muscle_scale": rng.uniform(0.8, 1.25, 3),
-            "pull_gain": rng.uniform(0.75, 1.25),
-        }
-        return Identity(index=index, id_coefficients=alpha, rest=rest, normals=normals, landmarks=lmk,
-                        skin_detail=detail, waves=waves, long_waves=long_waves,
-                        compliance=compliance, relief=relief, jaw_weights=jaw_w, hinge=hinge,
-                        jaw_max_rad=np.deg2rad(rng.uniform(16.0, 23.0)), mouth_line=mouth_line,
-                        corner_x_mm=cx, lip_mask=lip_mask, eye_closure_mask=np.clip(closure, 0.0, 1.0),
-                        eye_centres=np.array(eye_centres), eye_angles=np.array(eye_angles),
-                        response=rng.uniform(0.7, 1.8, 8), traits=traits)
-
-    def _mouth_line(self, rest: np.ndarray, samples: int = 41) -> np.ndarray:
-        """Midline between the lips' inner rims: (samples, 3) mm, sorted by x, corner to corner."""
-        upper, lower = rest[self._upper_lip], rest[self._lower_lip]
-        lo = max(upper[:, 0].min(), lower[:, 0].min())
-        hi = min(upper[:, 0].max(), lower[:, 0].max())
-        xs = np.linspace(lo, hi, samples)
-        mid = [0.5 * (np.interp(xs, upper[:, 0], upper[:, k]) + np.interp(xs, lower[:, 0], lower[:, k])) for k in (1, 2)]
-        return np.stack([xs, mid[0], mid[1]], axis=1)
+        return make_identity(self.stats, index, seed=self.settings.seed, skin_detail=self.settings.skin_detail,
+                             mean_mm=self._mean, lips=(self._upper_lip, self._lower_lip))
 
     # ---- expressions ----------------------------------------------------------------
     def intensity(self, identity: int, expression: str, scan: int = 0) -> float:
@@ -230,7 +100,7 @@ class FaceGenerator:
         if expression == "neutral":
             return 0.0
         lo, hi = self.settings.min_intensity, self.settings.max_intensity
-        return float(_rng(self.settings.seed, identity, expression_index(expression), scan, 2).uniform(lo, hi))
+        return float(keyed_rng(self.settings.seed, identity, expression_index(expression), scan, 2).uniform(lo, hi))
 
     def registered(self, identity: int, expression: str, scan: int = 0) -> np.ndarray:
         """Registered mesh vertices (V, 3) float32 mm, BFM frame, no pose and no noise."""
@@ -239,7 +109,7 @@ class FaceGenerator:
         person = self.identity(identity)
         recipe = RECIPES[expression]
         level = self.intensity(identity, expression, scan)
-        style = _rng(self.settings.seed, identity, expression_index(expression), 1)
+        style = keyed_rng(self.settings.seed, identity, expression_index(expression), 1)
         resp = person.response if self.settings.nonlinear else np.ones(8)
 
         def amount(strength: float, family: int) -> float:
@@ -262,10 +132,10 @@ class FaceGenerator:
         normal_offset = person.skin_detail + self._bulges(rest, lmk, recipe, style, person, amount(1.0, 1))
         if self.settings.wrinkles:
             normal_offset = normal_offset + self._wrinkles(rest, lmk, recipe, person, level, amount)
-        own = _rng(self.settings.seed, identity, expression_index(expression), 6)
+        own = keyed_rng(self.settings.seed, identity, expression_index(expression), 6)
         mix = lambda a, b: np.clip((a + b) / np.sqrt(2.0), -2.0, 2.0)  # noqa: E731
-        compliance = 1.0 + self.settings.tissue_variation * mix(person.compliance, _unit_field(person.long_waves, own))
-        relief = self.settings.muscle_relief * mix(person.relief, _unit_field(person.waves, own))
+        compliance = 1.0 + self.settings.tissue_variation * mix(person.compliance, unit_field(person.long_waves, own))
+        relief = self.settings.muscle_relief * mix(person.relief, unit_field(person.waves, own))
         # Muscles bunch up where tissue moves; capped so that large motions do not turn lumpy.
         normal_offset = normal_offset + relief * np.minimum(muscle_motion, 5.0)
         points = rest + compliance[:, None] * soft + person.normals * normal_offset[:, None]

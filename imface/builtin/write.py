@@ -15,6 +15,7 @@ are skipped, so an interrupted run can be resumed.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
+import trimesh
 
 from imface.builtin.bfm import SourceFiles, load_bfm
 from imface.frame import NOSE_TIP_POSITION_MM
@@ -29,6 +31,7 @@ from imface.builtin.generator import EXPRESSIONS, FaceGenerator, GeneratorSettin
 from imface.errors import ImfaceError
 from imface.io.atomic import atomic_path, write_json
 from imface.ops.normals import vertex_normals
+from imface.threads import init_worker_process
 
 LAYOUT = "imface-builtin"
 FORMAT_VERSION = 1
@@ -117,8 +120,6 @@ def raw_scan(vertices: np.ndarray, faces: np.ndarray, landmark_ids: np.ndarray, 
 
 
 def _export(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
-    import trimesh
-
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     with atomic_path(path) as tmp:
         mesh.export(tmp)
@@ -198,10 +199,6 @@ def write_dataset(out: Path, identities: int = 12, expressions: str | Iterable[s
     jobs = [(out, i, identities, names, settings, options, cache) for i in range(identities)]
     written = skipped = 0
     if workers > 1:
-        import multiprocessing
-
-        from imface.threads import init_worker_process
-
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=init_worker_process) as pool:
             for w, s in pool.map(_write_identity, jobs):
@@ -217,13 +214,5 @@ def write_dataset(out: Path, identities: int = 12, expressions: str | Iterable[s
     return DatasetSummary(out, identities, len(names), written, skipped, time.perf_counter() - start)
 
 
-def read_landmarks(path: Path) -> np.ndarray:
-    """Read a ``.lmk.txt`` file written here: (68, 3) float64 mm."""
-    values = np.loadtxt(path, dtype=np.float64, ndmin=2)
-    if values.shape != (68, 3):
-        raise ImfaceError(path, f"expected 68 x 3 landmarks, found {values.shape[0]} x {values.shape[1]}")
-    return values
-
-
 __all__ = ["write_dataset", "write_scan", "raw_scan", "random_pose", "parse_expressions", "identity_name",
-           "scan_stem", "read_landmarks", "ScanOptions", "DatasetSummary"]
+           "scan_stem", "ScanOptions", "DatasetSummary"]

@@ -7,9 +7,10 @@ from scipy.spatial import cKDTree
 from typer.testing import CliRunner
 
 from imface.cli.data_cmd import app
-from imface.builtin.write import parse_expressions, read_landmarks, write_dataset
+from imface.builtin.write import parse_expressions, write_dataset
 from imface.builtin.generator import FaceGenerator, GeneratorSettings
 from imface.errors import ImfaceError
+from imface.io.landmarks import read_landmarks
 
 EXPRS = ["neutral", "smile", "mouth_stretch"]
 
@@ -44,7 +45,7 @@ def test_landmarks_lie_on_raw_scan(dataset):
     for ident in ("001", "002"):
         for stem in ("1_neutral", "3_mouth_stretch"):
             scan = trimesh.load(out / ident / f"{stem}.obj", process=False)
-            landmarks = read_landmarks(out / ident / f"{stem}.lmk.txt")
+            landmarks = read_landmarks(out / ident / f"{stem}.lmk.txt").ibug68  # (68, 3) mm
             distance, _ = cKDTree(scan.vertices).query(landmarks)
             assert distance.max() < 3.0, (ident, stem, distance.max())
             assert len(scan.faces) < 105_840  # cropped and holed
