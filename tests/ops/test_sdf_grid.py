@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from imface.ops.sdf_grid import evaluate_grid, evaluate_points, grid_axis, infer_device, level_resolutions, refine_level
-from tests.ops.test_marching_cubes import CountingSDF, sphere_sdf
+from tests.ops.sdfs import CountingSDF, sphere_sdf
 
 
 def test_level_resolutions() -> None:
