@@ -81,7 +81,7 @@ class FitResult:
 
 
 @dataclass(frozen=True)
-class FitSettings:
+class BaselineFitSettings:
     """Options of :func:`fit_to_points` (distances in model units, 1 = 100 mm)."""
 
     iterations: int = 30
@@ -214,7 +214,7 @@ def _prior_energy(model: MorphableModel, coefficients: dict[str, np.ndarray]) ->
 
 def _find_pairs(
     posed: np.ndarray, faces: np.ndarray, model_ids: np.ndarray, target_points: np.ndarray,
-    target_normals: np.ndarray | None, target_tree: cKDTree, settings: FitSettings,
+    target_normals: np.ndarray | None, target_tree: cKDTree, settings: BaselineFitSettings,
 ) -> _Pairs:
     """Pairs in both directions between the posed model (V, 3) and the target (see the module docstring)."""
     normals = vertex_normals(posed, faces, weighting="area")
@@ -266,7 +266,7 @@ def fit_to_points(
     target_points: np.ndarray,
     target_normals: np.ndarray | None = None,
     *,
-    settings: FitSettings | None = None,
+    settings: BaselineFitSettings | None = None,
     init_pose: tuple[np.ndarray, np.ndarray] | None = None,
     init_coefficients: dict[str, np.ndarray] | None = None,
     **overrides,
@@ -279,7 +279,7 @@ def fit_to_points(
             (e.g. samples of a test scan's ``mesh.ply``).
         target_normals: optional (N, 3) unit normals of those points (model-to-target pairs
             then use point-to-plane distances, and pairs must have compatible normals).
-        settings: :class:`FitSettings`; keyword ``overrides`` replace single fields
+        settings: :class:`BaselineFitSettings`; keyword ``overrides`` replace single fields
             (e.g. ``iterations=20, fit_pose=False``).
         init_pose: (R (3, 3), t (3,)) start pose, default identity.
         init_coefficients: start coefficients, default ``model.initial_coefficients()``.
@@ -291,29 +291,12 @@ def fit_to_points(
         metric, the two directions weighing 1/2 each) + prior term, and the RMS point
         distance (model units) of the pairs found at the start of that iteration.
     """
-    settings = settings or FitSettings()
+    settings = settings or BaselineFitSettings()
     if overrides:
         settings = replace(settings, **overrides)
     start = time.perf_counter()
-    target_points = np.asarray(target_points, dtype=np.float64)
-    if target_points.ndim != 2 or target_points.shape[1] != 3 or len(target_points) < 3:
-        raise ValueError(f"target_points must have shape (N >= 3, 3), got {target_points.shape}")
-    if target_normals is not None:
-        target_normals = np.asarray(target_normals, dtype=np.float64)
-        if target_normals.shape != target_points.shape:
-            raise ValueError("target_normals must have the shape of target_points")
     rng = np.random.default_rng(settings.seed)
-    if len(target_points) > settings.target_points:
-        keep = rng.choice(len(target_points), settings.target_points, replace=False)
-        target_points = target_points[keep]
-        target_normals = None if target_normals is None else target_normals[keep]
-    if settings.region_radius is not None:  # the fit covers the model inside the sphere only
-        inside = np.einsum("ij,ij->i", target_points, target_points) <= settings.region_radius**2
-        target_points = target_points[inside]
-        target_normals = None if target_normals is None else target_normals[inside]
-        if len(target_points) < 3:
-            raise ValueError(f"fewer than 3 target points inside the fitting region (radius {settings.region_radius:g})")
-    target_points = np.ascontiguousarray(target_points)
+    target_points, target_normals = _fit_target(target_points, target_normals, settings, rng)
     target_tree = cKDTree(target_points)
     model_ids = np.sort(rng.choice(model.vertex_count, min(settings.model_points, model.vertex_count), replace=False))
     faces = np.asarray(model.faces, dtype=np.int64)
@@ -343,6 +326,32 @@ def fit_to_points(
             rotation, translation = kabsch(_model_points(model, coefficients, pairs), pairs.targets, pairs.weights)
     vertices = apply_rigid(model.reconstruct(coefficients), rotation, translation)
     return FitResult(coefficients, rotation, translation, vertices, history, time.perf_counter() - start)
+
+
+def _fit_target(
+    target_points: np.ndarray, target_normals: np.ndarray | None, settings: BaselineFitSettings,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The checked target: at most ``settings.target_points`` of the (N, 3) points (and normals),
+    drawn with ``rng``, and only those inside the fitting region; float64, C-contiguous points."""
+    target_points = np.asarray(target_points, dtype=np.float64)
+    if target_points.ndim != 2 or target_points.shape[1] != 3 or len(target_points) < 3:
+        raise ValueError(f"target_points must have shape (N >= 3, 3), got {target_points.shape}")
+    if target_normals is not None:
+        target_normals = np.asarray(target_normals, dtype=np.float64)
+        if target_normals.shape != target_points.shape:
+            raise ValueError("target_normals must have the shape of target_points")
+    if len(target_points) > settings.target_points:
+        keep = rng.choice(len(target_points), settings.target_points, replace=False)
+        target_points = target_points[keep]
+        target_normals = None if target_normals is None else target_normals[keep]
+    if settings.region_radius is not None:  # the fit covers the model inside the sphere only
+        inside = np.einsum("ij,ij->i", target_points, target_points) <= settings.region_radius**2
+        target_points = target_points[inside]
+        target_normals = None if target_normals is None else target_normals[inside]
+        if len(target_points) < 3:
+            raise ValueError(f"fewer than 3 target points inside the fitting region (radius {settings.region_radius:g})")
+    return np.ascontiguousarray(target_points), target_normals
 
 
 def fit_to_vertices(

@@ -70,7 +70,7 @@ def choose_regularisation(config: BenchmarkConfig, data_dir: Path, bench_dir: Pa
 
     ``workers``: processes for the fits and their scores (the result does not depend on it)."""
     from imface.baselines import build_baselines, fit_baseline
-    from imface.baselines.fitting import FitSettings
+    from imface.baselines.fitting import BaselineFitSettings
     from imface.benchmark.parallel import run_calls
 
     out = bench_dir / "validation"
@@ -91,7 +91,7 @@ def choose_regularisation(config: BenchmarkConfig, data_dir: Path, bench_dir: Pa
 
     run_calls([(fit_baseline, {"model_path": out / "baselines" / models[name]["path"],
                                "scan_dir": manifest.folder(scan), "out_dir": fit_dir(name, value, scan),
-                               "settings": FitSettings(regularisation=value),
+                               "settings": BaselineFitSettings(regularisation=value),
                                "points": config.baseline_fit_points, "seed": 0})
                for name, value, scan in grid if not (fit_dir(name, value, scan) / "fit.json").is_file()], workers)
     chamfers = run_calls([(_score, {"fit_dir": fit_dir(name, value, scan),

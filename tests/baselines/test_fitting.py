@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from imface.baselines.fitting import FitSettings, barycentric, fit_to_points
+from imface.baselines.fitting import BaselineFitSettings, barycentric, fit_to_points
 from imface.baselines.pca import build_pca
 from imface.ops.ground_truth_crop import crop_like_ground_truth
 from imface.ops.normals import vertex_normals
@@ -93,4 +93,4 @@ def test_bad_inputs_are_refused(model):
         fit_to_points(model, np.random.default_rng(0).uniform(-0.05, 0.05, (100, 3)) + np.array([0, 0, 0.9]),
                       iterations=2, max_distance=0.01)
     with pytest.raises(ValueError, match="pose_solver"):
-        FitSettings(pose_solver="magic")
+        BaselineFitSettings(pose_solver="magic")
