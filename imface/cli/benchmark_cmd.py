@@ -6,42 +6,46 @@ from typing import List, Optional
 
 import typer
 
+from imface.cli.deprecated import hidden, renamed
+from imface.cli.options import check_device, opt, required
+from imface.cli.parsing import int_list, name_list
+
 
 def benchmark(
-    data: Path = typer.Option(..., "--data", help="Processed dataset (manifest.json with a test split)."),
-    exp_dir: Path = typer.Option(..., "--exp-dir", help="Benchmark folder: models, fits, scores, figures, report.md."),
-    preset: str = typer.Option("cpu", "--preset", help="tiny (CI) | cpu (about an hour, 2 cores) | long (hours) | paper (GPU)."),
+    data: Path = opt("--data", ..., "Needs a test split."),
+    out: Optional[Path] = opt("--out", None, "The benchmark folder (models, fits, scores, figures, report.md). "
+                              "Required."),
+    preset: str = opt("--preset", "cpu", "One of tiny (CI) | cpu (about an hour, 2 cores) | long (hours) | paper (GPU)."),
     variants: Optional[str] = typer.Option(
-        None, "--variants", help="Comma list of ImFace variants: full, no-extend, no-blend, no-dist, i3dmm-like, full-2x64."
-    ),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma list of training/fitting seeds."),
+        None, "--variants", help="ImFace variants to train: a comma list of full, no-extend, no-blend, no-dist, "
+        "i3dmm-like, full-2x64 (default: the preset's)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Training and fitting seeds: a comma list "
+                                        "(default: the preset's)."),
     train_steps: Optional[int] = typer.Option(None, "--train-steps", min=1, help="Training steps per variant and seed."),
     test_scans: Optional[int] = typer.Option(None, "--test-scans", min=0, help="Held-out scans to fit and score (0: all)."),
-    overrides: List[str] = typer.Option([], "--set", help="Training config override for every variant, e.g. train.lr=1e-3."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show training progress bars."),
-    workers: Optional[int] = typer.Option(
-        None, "--workers", min=1, help="Processes for baseline fits and scoring (default: the --threads count)."),
+    overrides: List[str] = opt("--set", [], "For the training of every variant, e.g. train.lr=1e-3."),
+    device: str = opt("--device"),
+    progress: bool = opt("--progress"),
+    workers: Optional[int] = opt("--workers", None, "Baseline fits and scoring (default: the --threads count)."),
+    old_exp_dir: Optional[Path] = hidden("--exp-dir"),
 ) -> None:
     """Train ImFace and its ablations, build and fit the baselines, score them all, and write report.md.
 
     Re-running the same command resumes; a folder holding another config is refused.
     """
-    from imface.benchmark import benchmark_preset, run_benchmark
-    from imface.cli.parsing import int_list
-    from imface.errors import ImfaceError
+    from imface.benchmark import benchmark_preset, run_benchmark  # heavy imports here keep `imface --help` fast
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise ImfaceError(None, f"--device must be auto, cpu or cuda, got {device!r}")
+    out = required(renamed(out, old_exp_dir, "--out", "--exp-dir"), "--out")
+    device = check_device(device)
     config = benchmark_preset(preset)
     if variants is not None:
-        config.variants = [v.strip() for v in variants.split(",") if v.strip()]
+        config.variants = name_list(variants, "--variants") or []
     if seeds is not None:
-        config.seeds = int_list(seeds, "--seeds")
+        config.seeds = int_list(seeds, "--seeds") or []
     if train_steps is not None:
         config.train_steps = train_steps
     if test_scans is not None:
         config.test_scans = test_scans
     config.train_overrides = list(overrides)
-    report = run_benchmark(data, exp_dir, config, device=device, progress=progress, workers=workers)
+    report = run_benchmark(data, out, config, device=device, progress=progress, workers=workers)
     typer.echo(f"report: {report}")

@@ -6,29 +6,38 @@ from typing import Optional
 
 import typer
 
+from imface.cli.deprecated import hidden, renamed, renamed_flag
+from imface.cli.options import opt
+
 
 def eval_(
-    fits: Path = typer.Option(..., "--fits", help="Fits folder (fits.json) or a folder laid out <scan>/<recon-name>."),
-    data: Optional[Path] = typer.Option(
-        None, "--data", help="Processed dataset: ground truths <data>/<scan>/mesh.ply and the seen/unseen split."
-    ),
-    recon_name: str = typer.Option("mesh.ply", "--recon-name", help="Reconstruction file in each scan folder."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default <fits>/eval)."),
-    points: int = typer.Option(250_000, "--points", min=1, help="Surface samples per mesh."),
-    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    fits: Path = opt("--fits", ..., "Or any folder laid out <scan>/<recon-name>."),
+    data: Optional[Path] = opt("--data", None, "Its scans' meshes are the ground truths, and its manifest gives the "
+                               "seen/unseen split (default: the scans the fits name)."),
+    recon_name: Optional[str] = typer.Option(None, "--recon-name", help="Reconstruction file in each scan folder "
+                                             "(default: the fitted mesh)."),
+    out: Optional[Path] = opt("--out", None, "Scores and summary (default: <fits>/eval)."),
+    metric_points: int = typer.Option(250_000, "--metric-points", min=1, help="Surface samples per mesh for the metrics."),
+    seed: int = opt("--seed", 0, "Of the surface sampling."),
     crop: bool = typer.Option(True, "--crop/--no-crop", help="Crop reconstructions like the ground truth first."),
-    sheet: bool = typer.Option(True, "--sheet/--no-sheet", help="Also write OUT/sheet.png: target | fit | error per scan."),
+    preview: bool = opt("--preview", True, "A contact sheet OUT/sheet.png, target | fit | error per scan."),
+    old_points: Optional[int] = hidden("--points"),
+    old_sheet: Optional[bool] = hidden("--sheet/--no-sheet"),
 ) -> None:
     """Chamfer, F-score and normal consistency per scan, with mean/median per expression and seen/unseen."""
+    # heavy imports here keep `imface --help` fast
+    from imface.contracts.fits import MESH_NAME
     from imface.eval.evaluate import evaluate_folder
 
-    summary = evaluate_folder(fits, out, data_dir=data, recon_name=recon_name, num_points=points, seed=seed,
-                              crop=crop)
+    metric_points = renamed(metric_points, old_points, "--metric-points", "--points", 250_000)
+    preview = renamed_flag(preview, old_sheet, "--preview", "--sheet", True)
+    summary = evaluate_folder(fits, out, data_dir=data, recon_name=recon_name or MESH_NAME, num_points=metric_points,
+                              seed=seed, crop=crop)
     for result in summary.failed:
         typer.echo(f"failed {result.name}: {result.error}", err=True)
     if summary.scored:
         typer.echo(summary.table())
-        if sheet:
+        if preview:
             typer.echo(f"pictures: {write_eval_sheet(summary)}")
     typer.echo(f"{len(summary.scored)} of {len(summary.results)} scan(s) scored; summary in {summary.out_dir / 'summary.json'}")
     if summary.failed:
@@ -37,6 +46,7 @@ def eval_(
 
 def write_eval_sheet(summary) -> Path:
     """One row per scored scan (target | reconstruction cropped like it | error; front and side)."""
+    # heavy imports here keep `imface --help` fast
     from imface.fitting.inputs import read_input_geometry
     from imface.fitting.preview import preview_row, write_sheet
     from imface.io.mesh import read_mesh

@@ -6,38 +6,42 @@ from typing import List, Optional
 
 import typer
 
+from imface.cli.deprecated import hidden, note, renamed
+from imface.cli.options import check_device, opt
+from imface.cli.parsing import name_list
 from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM, DEFAULT_FIT_SPACE_POINTS, DEFAULT_SCALE_SWEEP
+from imface.errors import ImfaceError
 from imface.frame import MM_PER_UNIT
 
 
 def fit(
-    model: Path = typer.Option(..., "--model", help="Trained model: an experiment folder or an exported model."),
-    inputs: List[Path] = typer.Option(
-        ..., "--in", help="Processed dataset or scan folder, raw dataset with landmarks, meshes without "
-        "landmarks (.obj/.ply/.off) or point sets (.npy/.xyz/.ply); a folder of them. Repeatable."
-    ),
-    out: Path = typer.Option(..., "--out", help="Fits folder: fits.json and one folder per scan."),
+    model: Path = opt("--model", ..., "An exported model or an experiment folder (latest checkpoint)."),
+    data: Optional[Path] = opt("--data", None, "Its --split or --scans are fitted."),
+    inputs: Optional[List[Path]] = opt(
+        "--in", None, "Meshes without landmarks (.obj/.ply/.off), point sets (.npy/.xyz/.ply), a raw dataset with "
+        "landmarks, a processed scan folder, or folders of them. Repeatable."),
+    out: Path = opt("--out", ..., "The fits folder, one folder per scan."),
     same_identity: bool = typer.Option(False, "--same-identity", help="One shared z_id per identity."),
     steps: int = typer.Option(200, "--steps", min=1, help="Optimisation steps."),
-    points: int = typer.Option(2048, "--points", min=16, help="Surface samples per scan and step."),
+    surface_points: int = typer.Option(2048, "--surface-points", min=16, help="Surface samples per scan and step."),
     space_points: int = typer.Option(DEFAULT_FIT_SPACE_POINTS, "--space-points", min=1,
                                      help="Free-space samples per scan and step (jittered surface points for point clouds)."),
     lr: float = typer.Option(DEFAULT_FIT_LR, "--lr", help="Adam lr of the codes, in units of the training codes' spread."),
     landmarks: bool = typer.Option(True, "--landmarks/--no-landmarks", help="Use the scans' landmarks when they have them."),
-    resolution: int = typer.Option(128, "--resolution", min=16, help="Marching-cubes grid of the fitted meshes."),
-    split: str = typer.Option("test", "--split", help="train | test | all: which scans of a processed dataset."),
-    scans: Optional[str] = typer.Option(None, "--scans", help="Comma-separated scan names (e.g. 001/2_smile)."),
-    neutral: str = typer.Option("auto", "--neutral", help="auto | yes | no for scans whose neutrality is unknown."),
-    unit: str = typer.Option("auto", "--unit", help="auto | model | mm | cm | m for inputs without landmarks (auto: "
-                             "any unit or size, found with the pose by a similarity search onto the mean face)."),
-    pose: str = typer.Option("auto", "--pose", help="auto | fit | none: fit a rigid pose (auto: raw inputs without landmarks)."),
+    resolution: int = opt("--resolution", detail="Of the fitted meshes."),
+    split: str = opt("--split"),
+    scans: Optional[str] = opt("--scans", None, "Default: the whole split. E.g. 001/2_smile."),
+    neutral: str = typer.Option("auto", "--neutral", help="Neutrality of scans whose label is unknown: auto | yes | no."),
+    unit: str = opt("--unit", "auto", "Of inputs without landmarks: auto (any unit or size, found with the pose by a "
+                    "similarity search onto the mean face) | model | mm | cm | m."),
+    pose: str = opt("--pose", "auto", "Auto: fit for raw inputs without landmarks."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Scans optimised together."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the per-scan sample orders."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
-    robust: Optional[float] = typer.Option(None, "--robust", min=0.0, help="mm: in the second half of the fit, surface "
-                                           "points farther than this from the fitted surface stop pulling (clutter, "
-                                           f"outliers); 0: off. Default {DEFAULT_FIT_ROBUST_MM:g} for raw meshes and "
-                                           "point sets, 0 for processed datasets."),
+    seed: int = opt("--seed", 0, "Of the per-scan sample orders."),
+    device: str = opt("--device"),
+    robust: Optional[float] = typer.Option(None, "--robust", min=0.0, help="Robust data term, mm: in the second half "
+                                           "of the fit, surface points farther than this from the fitted surface stop "
+                                           f"pulling (clutter, outliers); 0: off. Default {DEFAULT_FIT_ROBUST_MM:g} for "
+                                           "raw meshes and point sets, 0 for processed datasets."),
     code_prior: float = typer.Option(0.0, "--code-prior", min=0.0, help="Weight of a Mahalanobis prior on the codes "
                                      "(training codes' mean and spread); 0: off."),
     scale_lr: float = typer.Option(0.0, "--scale-lr", min=0.0, help="Adam lr of the log-scale of inputs whose unit "
@@ -45,33 +49,62 @@ def fit(
     scale_sweep: int = typer.Option(DEFAULT_SCALE_SWEEP, "--scale-sweep", min=0, help="For inputs whose unit "
                                     "was searched: fits at this many scales around the search's pick the "
                                     "scale (the search alone mistakes a person's size for the unit); 0: off."),
-    preview: bool = typer.Option(False, "--preview", help="Write per scan preview.png (target | fit | error, front "
-                                 "and side) and a contact sheet OUT/preview.png."),
+    preview: bool = opt("--preview", False, "A preview.png per scan (target | fit | error, front and side) and a "
+                        "contact sheet OUT/preview.png."),
+    progress: bool = opt("--progress", detail="One line per scan as its batch finishes."),
+    old_points: Optional[int] = hidden("--points"),
 ) -> None:
     """Fit new scans to codes. Re-running skips scans already fitted with the same settings."""
-    from imface.fitting.fitter import fit as run_fit
-    from imface.errors import ImfaceError
+    from imface.fitting.run import fit as run_fit  # heavy imports here keep `imface --help` fast
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise ImfaceError(None, f"--device must be auto, cpu or cuda, got {device!r}")
-    names = [n.strip() for n in scans.split(",") if n.strip()] if scans else None
+    check_device(device)
+    surface_points = renamed(surface_points, old_points, "--surface-points", "--points", 2048)
+    sources, split, names = _sources(data, list(inputs or []), split, name_list(scans, "--scans"))
     robust_distance = None if robust is None else robust / MM_PER_UNIT  # None: the fitter's default for the inputs
-    results = run_fit(model, list(inputs), out, same_identity=same_identity, steps=steps, points=points, space_points=space_points, lr=lr,
-                      landmarks=landmarks, resolution=resolution, split=split, scans=names, neutral=neutral,
-                      unit=unit, pose=pose, device=device, batch_size=batch_size, seed=seed, preview=preview,
-                      progress=True, robust_distance=robust_distance, code_prior=code_prior,
-                      scale_lr=scale_lr, scale_sweep=scale_sweep)
-    for result in results:
-        # Against the input as fitted (cropped): its noise, holes' borders and any clutter left
-        # inside the crop count, so this reads higher than the preview's median fit-to-input distance.
-        chamfer = "" if not result.metrics else f"  chamfer to the input {result.metrics['chamfer_mm']:.3f} mm"
-        state = "skipped (already fitted)" if result.skipped else f"{result.seconds:.1f} s"
-        typer.echo(f"{result.name}: {state}  loss {result.losses.get('total', float('nan')):.4g}{chamfer}")
-    from imface.fitting.outputs import read_fit
+    results = run_fit(model, sources, out, same_identity=same_identity, steps=steps, points=surface_points,
+                      space_points=space_points, lr=lr, landmarks=landmarks, resolution=resolution, split=split,
+                      scans=names, neutral=neutral, unit=unit, pose=pose, device=device, batch_size=batch_size,
+                      seed=seed, preview=preview, progress=progress, robust_distance=robust_distance,
+                      code_prior=code_prior, scale_lr=scale_lr, scale_sweep=scale_sweep)
+    _report(results, out, preview, progress)
 
+
+def _sources(data: Path | None, inputs: list[Path], split: str,
+             names: list[str] | None) -> tuple[list[Path], str, list[str] | None]:
+    """The fitter's inputs, split and scan names for --data, --in, --split and --scans."""
+    # heavy imports here keep `imface --help` fast
+    from imface.baselines.selection import SPLITS, select_scans
+    from imface.contracts.dataset import MANIFEST_NAME, read_manifest
+
+    if data is None and not inputs:
+        raise ImfaceError(None, "give --data (a processed dataset) and/or --in (raw meshes, point sets or scans)")
+    if split not in SPLITS:
+        raise ImfaceError(None, f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    datasets = [path for path in inputs if (Path(path) / MANIFEST_NAME).is_file()]
+    if datasets:
+        note("--in DATASET (a processed dataset)", "--data DATASET")
+    if split == "held_out_expression":  # the fitter takes train | test | all: name this list's scans
+        dataset = data if data is not None else next(iter(datasets), None)
+        if dataset is None:
+            raise ImfaceError(None, "--split held_out_expression needs --data")
+        split, names = "all", select_scans(read_manifest(dataset), "held_out_expression", names)
+    return ([data] if data is not None else []) + inputs, split, names
+
+
+def _report(results: list, out: Path, preview: bool, progress: bool) -> None:
+    """Skipped scans (the fitter prints each scan it fits), then one summary line."""
+    from imface.contracts.fits import PREVIEW_NAME, read_fit  # heavy imports here keep `imface --help` fast
+
+    for result in results:
+        if progress and result.skipped:
+            # Against the input as fitted (cropped): its noise, holes' borders and any clutter left
+            # inside the crop count, so this reads higher than the preview's median fit-to-input distance.
+            chamfer = "" if not result.metrics else f"  chamfer to the input {result.metrics['chamfer_mm']:.3f} mm"
+            typer.echo(f"{result.name}: skipped (already fitted)  loss "
+                       f"{result.losses.get('total', float('nan')):.4g}{chamfer}")
     # The robust distance the fitter resolved for these inputs (the default depends on their kind).
     used = (read_fit(results[0].folder) or {}).get("settings", {}) if results else {}
     robust_mm = float(used.get("robust_distance", 0.0)) * MM_PER_UNIT
     robust_text = f"robust data term {robust_mm:g} mm" if robust_mm > 0 else "robust data term off"
     typer.echo(f"{len(results)} scan(s) in {out}; {robust_text}"
-               + (f"; pictures: {out / 'preview.png'}" if preview else ""))
+               + (f"; pictures: {out / PREVIEW_NAME}" if preview else ""))

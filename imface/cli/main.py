@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from imface.cli.options import HiddenArgumentsCommand
 from imface.errors import ImfaceError
 from imface.threads import set_threads
 
@@ -15,6 +16,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain click help: rich's option table cuts long option names at 80 columns.
+    rich_markup_mode=None,
 )
 
 
@@ -34,7 +37,7 @@ def _register() -> None:
 
     app.add_typer(data_cmd.app, name="data", help="Built-in face data.")
     app.command("preprocess")(preprocess_cmd.preprocess)
-    app.command("check-data")(check_cmd.check_data)
+    app.command("check-data", cls=HiddenArgumentsCommand)(check_cmd.check_data)
     app.command("train")(train_cmd.train)
     app.command("fit")(fit_cmd.fit)
     app.command("eval")(eval_cmd.eval_)

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from imface.cli.options import opt
+from imface.cli.parsing import name_list
 from imface.errors import ImfaceError
 
 
@@ -21,27 +23,23 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def parse_test_identities(text: str | None) -> int | list[str] | None:
-    """A count (``"3"``) or a comma-separated list of identity names; None for the default."""
+    """A count (``"3"``) or a comma list of identity names (``none``: no names); None for the default."""
     if text is None:
         return None
-    text = text.strip()
-    if re.fullmatch(r"\d+", text):
+    if re.fullmatch(r"\s*\d+\s*", text):
         return int(text)
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    return names
+    return name_list(text, "--test-identities")
 
 
 def preprocess(
-    input_path: Path = typer.Option(..., "--in", help="Raw dataset folder, or a .csv/.json scan list."),
-    out: Path = typer.Option(..., "--out", help="Output folder for the processed dataset."),
-    layout: Optional[str] = typer.Option(None, "--layout", help="facescape | builtin | list (default: detect)."),
+    input_path: Path = opt("--in", ..., "A raw dataset folder, or a .csv/.json scan list."),
+    out: Path = opt("--out", ..., "The processed dataset."),
+    layout: Optional[str] = typer.Option(None, "--layout", help="Raw dataset layout: facescape | builtin | list (default: detect)."),
     landmark_indices: Optional[Path] = typer.Option(
         None, "--landmark-indices", help="68 (or 5) 0-based vertex ids of the landmarks in fixed-topology meshes."
     ),
-    unit: Optional[str] = typer.Option(
-        None, "--unit", help="Unit of the raw scans: mm | cm | m (default: detect from the eye-corner distance)."
-    ),
-    align: str = typer.Option("landmarks", "--align", help="landmarks (Kabsch to frontal) | none (only centring)."),
+    unit: str = opt("--unit", "auto", "Of the raw scans: auto (from the eye-corner distance) | mm | cm | m."),
+    align: str = typer.Option("landmarks", "--align", help="Alignment: landmarks (Kabsch to frontal) | none (only centring)."),
     max_landmark_distance: float = typer.Option(
         5.0, "--max-landmark-distance", help="Refuse landmarks farther than this from the surface, mm."
     ),
@@ -50,30 +48,31 @@ def preprocess(
     near_surface: int = typer.Option(50_000, "--near-surface", min=0,
                                      help="Near-surface SDF samples per scan (read by training; 0: none)."),
     near_sigma: float = typer.Option(0.02, "--near-sigma", min=0.0, help="Near-surface noise, model units (0.02 = 2 mm)."),
-    seed: int = typer.Option(0, "--seed", help="Global seed (per-scan seeds derive from it and the scan name)."),
+    seed: int = opt("--seed", 0, "Per-scan seeds derive from it and the scan name."),
     test_identities: Optional[str] = typer.Option(
-        None, "--test-identities", help="Held-out identities: a count, or comma-separated names (default ~10%)."
+        None, "--test-identities", help="Held-out identities: a count, or a comma list of names (default ~10%)."
     ),
     test_expressions: str = typer.Option(
         "jaw_left,jaw_right,mouth_left,mouth_right,eye_closed", "--test-expressions",
-        help="Comma-separated expressions held out of training ('' for none).",
+        help="Expressions held out of training: a comma list, or none.",
     ),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (each uses one thread)."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="i/n: process only part i (0-based) of n."),
-    preview: bool = typer.Option(False, "--preview", help="Write preview.png renders per scan."),
+    workers: int = opt("--workers", 1, "Each uses one thread."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Part of the scans to process: i/n, part i (0-based) of n."),
+    preview: bool = opt("--preview", False, "A preview.png render per scan."),
     force: bool = typer.Option(False, "--force", help="Reprocess scans that are already complete."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    progress: bool = opt("--progress"),
 ) -> None:
     """Align, crop and sample raw face scans into a training dataset (paper Sec. 3.5)."""
-    from imface.preprocess.scan import PreprocessConfig
+    # heavy imports here keep `imface --help` fast
     from imface.preprocess.run import preprocess_dataset
+    from imface.preprocess.scan import PreprocessConfig
 
     config = PreprocessConfig(
-        layout=layout, landmark_indices=landmark_indices, unit=unit, align=align,
+        layout=layout, landmark_indices=landmark_indices, unit=None if unit == "auto" else unit, align=align,
         max_landmark_distance_mm=max_landmark_distance, surface_samples=surface_samples,
         space_samples=space_samples, near_surface_samples=near_surface, near_surface_sigma=near_sigma, seed=seed,
         test_identities=parse_test_identities(test_identities),
-        test_expressions=tuple(e.strip() for e in test_expressions.split(",") if e.strip()),
+        test_expressions=tuple(name_list(test_expressions, "--test-expressions") or ()),
         workers=workers, shard=parse_shard(shard), preview=preview, force=force,
     )
     summary = preprocess_dataset(input_path, out, config, progress=progress)

@@ -8,42 +8,45 @@ from typing import List, Optional
 
 import typer
 
-from imface.devices import DEVICES
+from imface.cli.deprecated import hidden, renamed
+from imface.cli.options import check_device, opt, required
+from imface.cli.parsing import joined_list
+from imface.errors import ImfaceError
 
 
 def train(
-    data: Path = typer.Option(..., "--data", help="Processed dataset folder (with manifest.json)."),
-    exp_dir: Path = typer.Option(..., "--exp-dir", help="Experiment folder: config, checkpoints, codes, logs."),
-    preset: Optional[str] = typer.Option(
-        None, "--preset", help="tiny | cpu | gpu | paper. Default: cpu, or the folder's own config with --resume."
+    data: Path = opt("--data", ...),
+    out: Optional[Path] = opt("--out", None, "The experiment folder (config, checkpoints, codes, logs). Required."),
+    preset: Optional[str] = opt(
+        "--preset", None, "One of tiny | cpu | gpu | paper (default: cpu, or the folder's own config with --resume)."
     ),
-    config: Optional[Path] = typer.Option(None, "--config", help="Start from this config.yaml instead of a preset."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Start from this experiment config file instead of a preset."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps in total."),
     max_minutes: Optional[float] = typer.Option(
         None, "--max-minutes", min=0.0, help="Stop (with a checkpoint) after this many minutes; 0: no limit."
     ),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --exp-dir from its last checkpoint."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (under torchrun: one GPU per local rank)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for initial weights and data sampling."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    device: str = opt("--device", detail="Under torchrun: one GPU per local rank."),
+    seed: Optional[int] = opt("--seed", None, "Of the initial weights and the data sampling (default: the config's)."),
     precision: Optional[str] = typer.Option(
-        None, "--precision", help="fp32 | tf32 | bf16 | fp16 (train.precision; fp16 needs CUDA; TF32 only acts on CUDA)."
+        None, "--precision", help="Training precision: fp32 | tf32 | bf16 | fp16 (train.precision; fp16 needs CUDA; TF32 "
+        "only acts on CUDA)."
     ),
     ablation: List[str] = typer.Option(
-        [], "--ablation", help="no-dist | no-blend | no-extend (repeatable; all three: i3DMM-like)."
+        [], "--ablation", help="Parts to remove: a comma list of no-dist, no-blend, no-extend (all three: i3DMM-like)."
     ),
-    overrides: List[str] = typer.Option(
-        [], "--set", help="Override a config field, e.g. --set train.lr=1e-3 --set model.warp=translation."
-    ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    overrides: List[str] = opt("--set", [], "E.g. --set train.lr=1e-3 --set model.warp=translation."),
+    progress: bool = opt("--progress"),
+    old_exp_dir: Optional[Path] = hidden("--exp-dir"),
 ) -> None:
     """Train ImFace (auto-decoder) on a processed dataset. Ctrl-C checkpoints and stops; --resume continues."""
+    # heavy imports here keep `imface --help` fast
     from imface.config import experiment as cfg
-    from imface.training.trainer import CONFIG_NAME
+    from imface.contracts.experiment import CONFIG_NAME
     from imface.training.trainer import train as run_training
-    from imface.errors import ImfaceError
 
-    if device not in DEVICES:
-        raise ImfaceError(None, f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
+    exp_dir = required(renamed(out, old_exp_dir, "--out", "--exp-dir"), "--out")
+    check_device(device)
     if preset is not None and config is not None:
         raise ImfaceError(None, "give either --preset or --config, not both")
     saved = exp_dir / CONFIG_NAME
@@ -56,7 +59,7 @@ def train(
         experiment = cfg.set_field(cfg.load_config(saved), "train.max_steps", 0)
     else:
         experiment = cfg.preset("cpu")
-    experiment = cfg.apply_ablations(experiment, ablation)
+    experiment = cfg.apply_ablations(experiment, joined_list(ablation, "--ablation"))
     experiment = cfg.apply_overrides(experiment, overrides)
     if seed is not None:
         experiment = cfg.set_field(experiment, "train.seed", seed)
@@ -78,4 +81,4 @@ def train(
         typer.echo(f"{result.rollbacks} non-finite step(s) were rolled back (see {exp_dir}/logs/events.jsonl)")
     typer.echo(f"checkpoint: {result.checkpoint}")
     if result.stopped in ("max_minutes", "signal", "max_steps"):
-        typer.echo(f"continue with: imface train --data {data} --exp-dir {exp_dir} --resume")
+        typer.echo(f"continue with: imface train --data {data} --out {exp_dir} --resume")

@@ -39,7 +39,7 @@ def run(monkeypatch):
 
 def test_train_writes_the_config_from_the_options(data_dir, tmp_path, run, capsys):
     exp = tmp_path / "exp"
-    code = run("train", "--data", str(data_dir), "--exp-dir", str(exp), "--preset", "tiny", "--max-steps", "2",
+    code = run("train", "--data", str(data_dir), "--out", str(exp), "--preset", "tiny", "--max-steps", "2",
                "--device", "cpu", "--seed", "5", "--ablation", "no-extend", "--set", "train.lr=2e-3",
                "--set", "model.warp=translation", "--no-progress")
     assert code == 0
@@ -50,7 +50,7 @@ def test_train_writes_the_config_from_the_options(data_dir, tmp_path, run, capsy
     out = capsys.readouterr().out
     assert "max_steps at step 2" in out and "--resume" in out
     # --resume without a preset continues from the folder's own config
-    assert run("train", "--data", str(data_dir), "--exp-dir", str(exp), "--resume", "--max-steps", "3",
+    assert run("train", "--data", str(data_dir), "--out", str(exp), "--resume", "--max-steps", "3",
                "--device", "cpu", "--no-progress") == 0
     assert "at step 3" in capsys.readouterr().out
 
@@ -64,13 +64,13 @@ def test_train_writes_the_config_from_the_options(data_dir, tmp_path, run, capsy
     (("--precision", "fp16", "--device", "cpu"), "fp16 needs a CUDA device"),
 ])
 def test_bad_options_are_one_line_errors(data_dir, tmp_path, run, capsys, args, message):
-    code = run("train", "--data", str(data_dir), "--exp-dir", str(tmp_path / "exp"), "--no-progress", *args)
+    code = run("train", "--data", str(data_dir), "--out", str(tmp_path / "exp"), "--no-progress", *args)
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and "\n" not in err and err.startswith("error:")
     assert not (tmp_path / "exp").exists()
 
 
 def test_missing_dataset_is_a_one_line_error(tmp_path, run, capsys):
-    code = run("train", "--data", str(tmp_path / "nowhere"), "--exp-dir", str(tmp_path / "exp"), "--preset", "tiny")
+    code = run("train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "exp"), "--preset", "tiny")
     err = capsys.readouterr().err.strip()
     assert code == 2 and "manifest" in err and "\n" not in err
