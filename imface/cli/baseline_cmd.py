@@ -58,10 +58,13 @@ def fit(
     unit: str = opt("--unit", "auto", "Of the --in inputs: auto (any unit or size) | model | mm | cm | m."),
     pose: str = opt("--pose", "auto", "With --in."),
     preview: bool = opt("--preview", False, "With --in: preview.png per scan and a contact sheet."),
+    progress: bool = opt("--progress", detail="One line per fitted scan."),
     old_points: Optional[int] = hidden("--points"),
 ) -> None:
-    """Fit a baseline to processed scans (--data; score with imface eval --fits OUT --data DATA --recon-name
-    fitted_full.ply) or to raw meshes and point sets (--in; score with imface eval --fits OUT)."""
+    """Fit a baseline to processed scans (--data) or to raw meshes and point sets (--in).
+
+    Score the fits with imface eval --fits OUT (with --data: add --data DATA --recon-name fitted_full.ply).
+    """
     from imface.baselines import fit_baseline  # heavy imports here keep `imface --help` fast
     from imface.baselines.selection import select_scans
     from imface.contracts.dataset import read_manifest
@@ -71,8 +74,9 @@ def fit(
     if (data is None) == (not inputs):
         raise ImfaceError(None, "give either --data (a processed dataset) or --in (raw meshes or point sets)")
     if inputs:
-        for row in fit_baseline_inputs(model, inputs, out, unit=unit, pose=pose, points=scan_points, seed=seed,
-                                       preview=preview):
+        rows = fit_baseline_inputs(model, inputs, out, unit=unit, pose=pose, points=scan_points, seed=seed,
+                                   preview=preview)
+        for row in rows if progress else []:
             found = row["alignment"]
             scale = "" if found is None else f", {found['mm_per_input_unit']:.4g} mm per input unit ({row['unit']})"
             typer.echo(f"fitted {row['name']}: rms {row['rms']:.4g} ({row['seconds']:.1f} s{scale})")
@@ -81,4 +85,5 @@ def fit(
     manifest = read_manifest(data)
     for name in select_scans(manifest, split, name_list(scans, "--scans")):
         result = fit_baseline(model, manifest.folder(name), out / name, points=scan_points, seed=seed)
-        typer.echo(f"fitted {name}: rms {result.history[-1]['rms']:.4g} ({result.seconds:.1f} s)")
+        if progress:
+            typer.echo(f"fitted {name}: rms {result.history[-1]['rms']:.4g} ({result.seconds:.1f} s)")
