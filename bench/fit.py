@@ -38,7 +38,7 @@ from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_SPACE_POINTS  # noqa: E402
 
 
 def _chamfer(model, state, gt, resolution: int, points: int) -> float:
-    from imface.fitting.fitter import fitted_mesh
+    from imface.generate import face_mesh as fitted_mesh
     from imface.ops.metrics import evaluate_reconstruction
 
     mesh = fitted_mesh(model, state.id_codes[0], state.exp_codes[0], bool(state.neutral[0]), resolution)
@@ -89,7 +89,7 @@ def main() -> int:
 
     from imface.fitting import outputs as fit_io
     from imface.fitting.inputs import processed_target
-    from imface.fitting.fitter import FitSettings
+    from imface.config.fit import FitSettings
     from imface.contracts.dataset import read_manifest
 
     if args.quick:
@@ -148,8 +148,8 @@ def _landmark_free(args, scan_dir: Path) -> None:
     turned by 30 degrees, with hair and shoulders: reading, the scale and pose search, the
     crop, the fit (``--steps``) and the outputs, as a user runs it."""
     from imface.builtin import perturb
-    from imface.fitting.fitter import fit
-    from imface.io.mesh import read_mesh, write_ply
+    from imface.fitting.run import fit
+    from imface.io.mesh import read_mesh, write_mesh
     from imface.ops.rigid import random_rotation
 
     rng = np.random.default_rng(0)
@@ -160,7 +160,7 @@ def _landmark_free(args, scan_dir: Path) -> None:
     rotation = random_rotation(rng, 30.0)
     root = Path(tempfile.mkdtemp(prefix="imface-bench-fit-raw-"))
     atexit.register(shutil.rmtree, root, True)
-    write_ply(root / "scan.ply", 37.3 * vertices @ rotation.T, faces)
+    write_mesh(root / "scan.ply", 37.3 * vertices @ rotation.T, faces)
     started = time.perf_counter()
     (result,) = fit(args.exp_dir, root / "scan.ply", root / "fits", steps=args.steps, lr=args.lr, points=args.points,
                     space_points=args.space_points, landmarks=False, resolution=args.resolution, metrics_points=0)

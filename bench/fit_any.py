@@ -52,7 +52,7 @@ from tests.ops.meshes import rotation_angle_deg  # noqa: E402
 
 def build_cases(data: Path, scans: list[str], out: Path, seed: int) -> list[dict]:
     from imface.builtin import perturb
-    from imface.io.mesh import read_mesh, write_ply
+    from imface.io.mesh import read_mesh, write_mesh
     from imface.ops.visibility import visible_vertices
 
     rng = np.random.default_rng(seed)
@@ -67,7 +67,7 @@ def build_cases(data: Path, scans: list[str], out: Path, seed: int) -> list[dict
         full_v = np.concatenate([vertices, extra.vertices])
         full_f = np.concatenate([faces, extra.faces + len(vertices)])
         sim = perturb.random_similarity(rng)
-        write_ply(out / "inputs" / f"{name}_mesh.ply", sim.apply(full_v), full_f)
+        write_mesh(out / "inputs" / f"{name}_mesh.ply", sim.apply(full_v), full_f)
         cases.append({"scan": scan, "kind": "mesh", "input": f"{name}_mesh.ply", "truth": sim.to_dict(),
                       "noise_mm": 100 * sigma})
         count = int(rng.integers(2000, 5001))
@@ -82,7 +82,7 @@ def build_cases(data: Path, scans: list[str], out: Path, seed: int) -> list[dict
     sphere = perturb._ellipsoid((0, 0, 0), (80, 100, 95), subdivisions=5)
     back = perturb._keep(sphere, sphere.vertices[:, 2] < 10)
     back.vertices[:, 2] *= -1  # seen from the front: the back faces the camera
-    write_ply(out / "inputs" / "bad_back_of_head.ply", back.vertices, back.faces[:, ::-1])
+    write_mesh(out / "inputs" / "bad_back_of_head.ply", back.vertices, back.faces[:, ::-1])
     grid = np.stack(np.meshgrid(np.linspace(-80, 80, 60), np.linspace(-90, 90, 60)), -1).reshape(-1, 2)
     np.save(out / "inputs" / "bad_plane.npy", np.column_stack([grid, rng.normal(0, 0.2, len(grid))]))
     np.save(out / "inputs" / "bad_noise.npy", rng.uniform(-80, 80, (5000, 3)))
@@ -190,7 +190,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from imface.benchmark.run import choose_test_scans
-    from imface.fitting.fitter import fit
+    from imface.fitting.run import fit
     from imface.errors import ImfaceError
     from imface.contracts.dataset import read_manifest
     from imface.io.mesh import read_mesh

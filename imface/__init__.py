@@ -25,7 +25,7 @@ _LAZY = {
     "extract_mesh": ("imface.generate", "extract_scan_mesh"),
     "preprocess_dataset": ("imface.preprocess.run", "preprocess_dataset"),
     "train": ("imface.training.trainer", "train"),
-    "fit": ("imface.fitting.fitter", "fit"),
+    "fit": ("imface.fitting.run", "fit"),
 }
 
 __all__ = ["ImfaceError", "__version__", *_LAZY]

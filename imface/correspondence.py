@@ -13,25 +13,24 @@ the pose maps the input/processed points into model space) and ``<scan>/mesh.ply
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import safetensors.torch
 import torch
+import trimesh
 from scipy.spatial import cKDTree
 
-from imface.frame import MM_PER_UNIT
 from imface.contracts.dataset import read_scan_landmarks
+from imface.contracts.fits import FITS_NAME, MESH_NAME, FittedCodes, read_fitted_scans
 from imface.errors import ImfaceError
-from imface.generate import Face, evaluate_at, safe_name, template_colors, write_mesh, write_sheet
+from imface.frame import MM_PER_UNIT
+from imface.generate import Face, evaluate_at, safe_name, template_colors, write_mesh_sheet
 from imface.io.atomic import save_npy, write_json
-from imface.io.mesh import read_mesh
+from imface.io.mesh import read_mesh, write_mesh
 from imface.pretrained import Pretrained
 
-FITS_NAME = "fits.json"
 #: Registered vertices farther than this from the origin (model units) are outside the face region.
 FACE_REGION_RADIUS = 1.0
 #: Extra points sampled on B's fitted mesh (besides its vertices) for landmark transfer.
@@ -39,18 +38,9 @@ TRANSFER_SAMPLES = 20000
 
 
 @dataclass(frozen=True)
-class FittedScan:
-    """One scan of a fits folder: codes on the model's device, pose (model <- input frame),
-    fitted mesh path, and the processed scan folder (or None)."""
-
-    name: str
-    folder: Path
-    id_code: torch.Tensor
-    exp_code: torch.Tensor
-    neutral: bool
-    pose_rotation: np.ndarray
-    pose_translation: np.ndarray
-    processed: Path | None
+class FittedScan(FittedCodes):
+    """One scan of a fits folder (:class:`imface.contracts.fits.FittedCodes`, codes on the model's
+    device) with what correspondence needs: its face, fitted mesh and input-to-model transform."""
 
     @property
     def face(self) -> Face:
@@ -58,64 +48,17 @@ class FittedScan:
 
     @property
     def mesh_path(self) -> Path:
-        return self.folder / "mesh.ply"
+        return self.folder / MESH_NAME
 
     def to_model_space(self, points: np.ndarray) -> np.ndarray:
         """Input-frame points (N, 3) -> model space (N, 3): R p + t."""
         return np.asarray(points, dtype=np.float64) @ self.pose_rotation.T + self.pose_translation
 
 
-def _read_index(fits_dir: Path) -> list[dict]:
-    path = fits_dir / FITS_NAME
-    try:
-        index = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ImfaceError(path, "missing: not a fits folder (run imface fit first)") from None
-    except (OSError, ValueError) as err:
-        raise ImfaceError(path, f"unreadable JSON ({err})") from None
-    if not isinstance(index, dict) or index.get("format_version") != 1 or not isinstance(index.get("scans"), list):
-        raise ImfaceError(path, "not a fits index (format_version 1 with a scans list)")
-    return index["scans"]
-
-
 def load_fits(fits_dir: str | Path, scans: Sequence[str] | None = None, device: torch.device | str = "cpu") -> list[FittedScan]:
-    """Fitted scans of a fits folder (all, or those named in ``scans``, in that order)."""
-    import difflib
-
-    fits_dir = Path(fits_dir)
-    entries = {str(e["name"]): e for e in _read_index(fits_dir)}
-    names = list(entries) if scans is None else list(scans)
-    loaded = []
-    for name in names:
-        if name not in entries:
-            close = difflib.get_close_matches(name, list(entries), n=5, cutoff=0.0)
-            raise ImfaceError(fits_dir / FITS_NAME, f"no fitted scan {name!r}; nearest: {', '.join(close) or '(none)'}")
-        entry = entries[name]
-        folder = fits_dir / str(entry.get("folder", name))
-        id_code, exp_code, neutral, rotation, translation = read_codes_file(folder / "codes.safetensors")
-        processed = Path(entry["processed"]) if entry.get("processed") else None
-        if processed is not None and not processed.is_absolute() and (fits_dir / processed).is_dir():
-            processed = fits_dir / processed  # a relative path is taken from the fits folder when it is there
-        loaded.append(FittedScan(name, folder, id_code.to(device), exp_code.to(device), neutral, rotation, translation,
-                                 processed))
-    return loaded
-
-
-def read_codes_file(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, bool, np.ndarray, np.ndarray]:
-    """A fitted-codes safetensors file -> (id_code (d_id,), exp_code (d_exp,) float32 CPU, neutral,
-    pose_rotation (3, 3), pose_translation (3,) float64; identity pose when absent)."""
-    path = Path(path)
-    try:
-        codes = safetensors.torch.load_file(str(path))
-        id_code, exp_code = codes["id_code"].float().reshape(-1), codes["exp_code"].float().reshape(-1)
-        neutral = bool(codes["neutral"].reshape(-1)[0])
-        rotation = codes["pose_rotation"].double().numpy().reshape(3, 3) if "pose_rotation" in codes else np.eye(3)
-        translation = codes["pose_translation"].double().numpy().reshape(3) if "pose_translation" in codes else np.zeros(3)
-    except FileNotFoundError:
-        raise ImfaceError(path, "missing (a fitted-codes file: id_code, exp_code, neutral)") from None
-    except Exception as err:  # safetensors errors, missing keys, wrong shapes
-        raise ImfaceError(path, f"not a fitted-codes file with id_code, exp_code, neutral ({' '.join(str(err).split())[:200]})") from None
-    return id_code, exp_code, neutral, rotation, translation
+    """Fitted scans of a fits folder (all, or those named in ``scans``, in that order), codes on ``device``."""
+    return [FittedScan(f.name, f.folder, f.id_code.to(device), f.exp_code.to(device), f.neutral, f.pose_rotation,
+                       f.pose_translation, f.processed) for f in read_fitted_scans(fits_dir, scans)]
 
 
 def to_template_space(pretrained: Pretrained, face: Face, points: np.ndarray) -> np.ndarray:
@@ -139,8 +82,6 @@ def transfer_points(pretrained: Pretrained, a: Face, points_a: np.ndarray, b: Fa
 
 def dense_samples(vertices: np.ndarray, faces: np.ndarray, count: int = TRANSFER_SAMPLES, seed: int = 0) -> np.ndarray:
     """A mesh's vertices plus ``count`` area-uniform surface samples (reproducible), (V + count, 3)."""
-    import trimesh
-
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
     samples, _ = trimesh.sample.sample_surface(mesh, count, seed=seed)
     return np.concatenate([np.asarray(vertices, dtype=np.float64), samples])
@@ -301,7 +242,7 @@ def run_correspondence(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "correspondence.json", summary)
     if render and pictures:
-        write_sheet(out_dir / "correspondence.png", pictures, columns=2, title="template-space correspondence",
+        write_mesh_sheet(out_dir / "correspondence.png", pictures, columns=2, title="template-space correspondence",
                     row_labels=[f"{a}\n-> {b}" for a, b in pairs[:len(pictures) // 2]],
                     col_labels=["A: template-space\nRGB", "B: A's colours\ncarried over"])
     return summary

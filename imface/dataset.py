@@ -13,19 +13,18 @@ Landmarks are tiny and are read once, up front.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, Dataset, DistributedSampler
 
-from imface.frame import CANONICAL_LANDMARKS_MM, FIVE_LANDMARK_IDS, MM_PER_UNIT
 from imface.contracts.dataset import MANIFEST_NAME, NUM_LANDMARKS, read_manifest, read_scan_landmarks
 from imface.contracts.experiment import EXPRESSION_EMBEDDINGS, CodeTables
 from imface.errors import ImfaceError
+from imface.frame import CANONICAL_LANDMARKS_MM, MM_PER_UNIT
 
 POINT_FILES = ("surface_points", "surface_normals", "space_points", "space_sdf", "space_grad")
 #: Optional near-surface SDF samples (``imface preprocess --near-surface``), read as extra space samples.

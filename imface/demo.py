@@ -6,7 +6,9 @@ over the same folder skips the work that is already complete.
 """
 from __future__ import annotations
 
+import json
 import platform
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,15 +17,31 @@ from typing import Iterator
 
 import numpy as np
 
+from imface.builtin.write import write_dataset
+from imface.config.experiment import preset
+from imface.contracts.dataset import MESH_NAME as SCAN_MESH_NAME
+from imface.contracts.dataset import read_manifest
+from imface.contracts.experiment import CONFIG_NAME
+from imface.contracts.fits import MESH_NAME as FIT_MESH_NAME
 from imface.errors import ImfaceError
+from imface.fitting.preview import preview_row, write_preview_sheet
+from imface.fitting.run import fit
 from imface.io.atomic import write_text
+from imface.io.mesh import read_mesh
+from imface.ops.contact_sheet import contact_sheet, save_png
+from imface.ops.render import render_mesh
+from imface.preprocess.check import check_dataset
+from imface.preprocess.run import preprocess_dataset
+from imface.preprocess.scan import PreprocessConfig
 from imface.threads import get_threads
+from imface.training.curves import CURVES_PNG
+from imface.training.trainer import train
+from imface.training.writer import CURVES_NAME
 
 
 @dataclass
 class DemoConfig:
     """What the demo builds; defaults fit in the 15-minute budget on 2 CPU cores."""
-
     out: Path = Path("demo_out")
     identities: int = 10
     expressions: str = "all"
@@ -42,7 +60,6 @@ class DemoConfig:
 @dataclass
 class StageTimes:
     """Wall-clock seconds per stage, in the order they ran."""
-
     seconds: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
@@ -62,11 +79,8 @@ class StageTimes:
 
 
 def _load_processed(scan_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    import json
 
-    from imface.io.mesh import read_mesh
-
-    mesh = read_mesh(scan_dir / "mesh.ply")
+    mesh = read_mesh(scan_dir / SCAN_MESH_NAME)
     landmarks = json.loads((scan_dir / "landmarks.json").read_text())
     points = np.asarray(landmarks["ibug68"] or landmarks["five"], dtype=np.float64)
     return mesh.vertices, mesh.faces, points
@@ -75,10 +89,6 @@ def _load_processed(scan_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def write_pictures(raw_dir: Path, data_dir: Path, out_dir: Path, max_rows: int = 6) -> dict[str, Path]:
     """Contact sheets of the built-in data: raw vs processed scans, one identity's
     expressions, every identity's neutral face. Returns the PNG paths by name."""
-    from imface.contracts.dataset import read_manifest
-    from imface.io.mesh import read_mesh
-    from imface.ops.contact_sheet import contact_sheet, save_png
-    from imface.ops.render import render_mesh
 
     manifest = read_manifest(data_dir)
     scans = sorted(manifest.scans, key=lambda s: s.name)
@@ -134,11 +144,6 @@ def write_pictures(raw_dir: Path, data_dir: Path, out_dir: Path, max_rows: int =
 
 def run_demo(config: DemoConfig) -> Path:
     """Run every stage into ``config.out``; returns the path of ``report.md``."""
-    from imface.builtin.write import write_dataset
-    from imface.preprocess.check import check_dataset
-    from imface.preprocess.scan import PreprocessConfig
-    from imface.preprocess.run import preprocess_dataset
-
     out = Path(config.out)
     raw_dir, data_dir, exp_dir, pictures_dir = out / "raw", out / "processed", out / "experiment", out / "pictures"
     workers = config.workers or get_threads()
@@ -186,16 +191,12 @@ def _train_stage(config: DemoConfig, data_dir: Path, exp_dir: Path, times: Stage
     """Train the ``cpu`` preset for ``train_minutes`` (resumes a previous demo's run)."""
     if config.train_minutes <= 0:
         return None
-    from imface.config.experiment import preset
-    from imface.training.trainer import train
-    from imface.training.curves import CURVES_PNG
-    from imface.training.writer import CURVES_NAME
 
     experiment = preset(config.train_preset)
     experiment.train.seed = config.seed
     experiment.train.max_minutes = config.train_minutes
     with times.stage(f"train ({config.train_preset} preset, {config.train_minutes:g} min)"):
-        result = train(experiment, data_dir, exp_dir, resume=(exp_dir / "config.yaml").exists(), device="auto")
+        result = train(experiment, data_dir, exp_dir, resume=(exp_dir / CONFIG_NAME).exists(), device="auto")
     curves = exp_dir / CURVES_NAME
     summary = {
         "steps": result.step, "epochs": result.epoch, "stopped by": result.stopped,
@@ -212,15 +213,12 @@ def _train_stage(config: DemoConfig, data_dir: Path, exp_dir: Path, times: Stage
 def _fit_stage(config: DemoConfig, data_dir: Path, exp_dir: Path, fits_dir: Path, times: StageTimes) -> dict:
     """Fit held-out scans of the test identities (codes only, the network frozen), and
     extract their meshes; Chamfer / F-score against each scan's ground truth."""
-    from imface.fitting.fitter import fit
-    from imface.contracts.dataset import read_manifest
 
     manifest = read_manifest(data_dir)
     test = sorted(manifest.test)
     wanted = [n for n in test if n.rsplit("/", 1)[-1].split("_", 1)[1] in config.fit_expressions]
     scans = (wanted or test)[: config.fit_scans]
     if fits_dir.exists():  # fits of the previous run's model: this run trained further
-        import shutil
 
         shutil.rmtree(fits_dir)
     with times.stage(f"fit + extract ({len(scans)} held-out scans)"):
@@ -236,19 +234,16 @@ def _fit_stage(config: DemoConfig, data_dir: Path, exp_dir: Path, fits_dir: Path
 def write_fit_grid(data_dir: Path, fits_dir: Path, scans: list[str], png: Path) -> Path:
     """A PNG grid, one row per fitted scan: target | fit | fit coloured by its distance to the target
     (the rows of ``imface fit --preview``, front view only)."""
-    from imface.fitting.preview import preview_row, write_sheet
-    from imface.contracts.dataset import read_manifest
-    from imface.io.mesh import read_mesh
 
     manifest = read_manifest(data_dir)
     rows, labels = [], []
     for name in scans:
-        target = read_mesh(manifest.folder(name) / "mesh.ply")
-        fitted = read_mesh(fits_dir / name / "mesh.ply")
+        target = read_mesh(manifest.folder(name) / SCAN_MESH_NAME)
+        fitted = read_mesh(fits_dir / name / FIT_MESH_NAME)
         cells, median = preview_row(target.vertices, target.faces, fitted.vertices, fitted.faces, views=("front",))
         rows.append(cells)
         labels.append(f"{name}\nmedian {median:.2f} mm")
-    return write_sheet(png, rows, labels, "Held-out scans fitted by the demo model", views=("front",))
+    return write_preview_sheet(png, rows, labels, "Held-out scans fitted by the demo model", views=("front",))
 
 
 def _report_text(config, times, notes, stage_means, pre, check, pictures, train_summary, fit_summary,

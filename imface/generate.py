@@ -15,13 +15,18 @@ import numpy as np
 import torch
 import trimesh
 
-from imface.frame import MM_PER_UNIT
+from imface.contracts.fits import read_fitted_scans
 from imface.errors import ImfaceError
-from imface.ops.metrics import surface_distance_mm
-from imface.ops.render import error_colors
-from imface.io.atomic import atomic_path, write_json
+from imface.frame import MM_PER_UNIT
 from imface.io.atomic import save_npy as save_npy_atomic
+from imface.io.atomic import write_json
+from imface.io.mesh import WRITE_FORMATS, write_mesh
+from imface.model import ImFace
+from imface.ops.colors import error_colors
+from imface.ops.contact_sheet import contact_sheet, save_png
 from imface.ops.marching_cubes import EmptySurfaceError, extract_mesh
+from imface.ops.metrics import surface_distance_mm
+from imface.ops.render import render_mesh
 from imface.pretrained import CodeStats, Pretrained
 
 #: Template-space colouring: p'' mapped linearly from this box (model units) to [0, 1]^3 and
@@ -31,7 +36,6 @@ TEMPLATE_BOX_LOW = np.array([-0.8, -0.9, -0.5])
 TEMPLATE_BOX_HIGH = np.array([0.8, 0.9, 0.5])
 COLOR_MODES = ("none", "template", "blend", "error")
 UNITS = ("model", "mm")
-FORMATS = ("ply", "obj")
 
 
 @dataclass(frozen=True)
@@ -57,14 +61,7 @@ def check_face(pretrained: Pretrained, face: Face) -> None:
 def face_sdf(pretrained: Pretrained, face: Face):
     """The SDF of one face as (N, 3) points -> (N,) values (model units), on the model's device."""
     check_face(pretrained, face)
-    model, device = pretrained.model, pretrained.device
-    id_codes, exp_codes = face.id_code.to(device)[None], face.exp_code.to(device)[None]
-    neutral = torch.tensor([face.neutral], device=device)
-
-    def sdf(points: torch.Tensor) -> torch.Tensor:
-        return model.sdf(points[None], id_codes, exp_codes, neutral)[0]
-
-    return sdf
+    return pretrained.model.face_sdf(face.id_code, face.exp_code, face.neutral)
 
 
 def evaluate_at(pretrained: Pretrained, points: np.ndarray, face: Face, chunk: int = 16384) -> dict[str, np.ndarray]:
@@ -88,6 +85,15 @@ def evaluate_at(pretrained: Pretrained, points: np.ndarray, face: Face, chunk: i
     return {key: np.concatenate(values) for key, values in parts.items()}
 
 
+def face_mesh(model: ImFace, id_code: torch.Tensor, exp_code: torch.Tensor, neutral: bool, resolution: int = 128,
+              **extract_options) -> trimesh.Trimesh:
+    """Marching-cubes mesh (model units) of one face of ``model`` (id_code (d_id,), exp_code
+    (d_exp,), neutral), coarse to fine on the model's device; ``extract_options`` go to
+    :func:`imface.ops.marching_cubes.extract_mesh`. Raises EmptySurfaceError without a surface."""
+    device = model.template_landmarks.device
+    return extract_mesh(model.face_sdf(id_code, exp_code, neutral), resolution, device=device, **extract_options)
+
+
 def extract_scan_mesh(
     pretrained: Pretrained,
     id_code: torch.Tensor,
@@ -107,10 +113,11 @@ def extract_scan_mesh(
     device = pretrained.device
     face = Face("face", torch.as_tensor(id_code, dtype=torch.float32, device=device),
                 torch.as_tensor(exp_code, dtype=torch.float32, device=device), bool(neutral))
+    check_face(pretrained, face)
     chunk = chunk_size or (65536 if device.type == "cuda" else 4096)
     try:
-        return extract_mesh(face_sdf(pretrained, face), resolution, coarse_to_fine=coarse_to_fine, chunk_size=chunk,
-                            device=device, progress=progress)
+        return face_mesh(pretrained.model, face.id_code, face.exp_code, face.neutral, resolution,
+                         coarse_to_fine=coarse_to_fine, chunk_size=chunk, progress=progress)
     except EmptySurfaceError as err:
         raise ImfaceError(pretrained.path, f"the model gives no surface for this code ({err})") from None
 
@@ -123,6 +130,7 @@ def template_colors(template_points: np.ndarray) -> np.ndarray:
 
 def blend_colors(weights: np.ndarray) -> np.ndarray:
     """Blend weights (N, k) (rows sum to 1) -> (N, 3) RGB: k distinct colours mixed by weight."""
+    # here, not at the top: matplotlib is heavy and only colours need it
     import matplotlib
 
     weights = np.asarray(weights, dtype=np.float64)
@@ -158,26 +166,6 @@ def mesh_colors(
     return blend_colors(values["identity_weights" if blend_field == "identity" else "template_weights"]), None
 
 
-def write_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None = None) -> Path:
-    """Write a PLY (binary) or OBJ, chosen by the suffix, atomically; colours (V, 3) in [0, 1]."""
-    path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise ImfaceError(path, f"unsupported mesh format {fmt!r}; use .ply or .obj")
-    kwargs = {}
-    if colors is not None:
-        kwargs["vertex_colors"] = np.round(np.clip(colors, 0.0, 1.0) * 255).astype(np.uint8)
-    mesh = trimesh.Trimesh(vertices=np.asarray(vertices, dtype=np.float64), faces=np.asarray(faces, dtype=np.int64),
-                           process=False, **kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        if fmt == "ply":
-            mesh.export(tmp, file_type="ply", encoding="binary")
-        else:
-            mesh.export(tmp, file_type="obj", include_normals=False, include_texture=False)
-    return path
-
-
 def safe_name(name: str) -> str:
     """A scan/face name as one file name: path separators and odd characters become '-'."""
     cleaned = re.sub(r"[^A-Za-z0-9._+=-]+", "-", name).strip("-.")
@@ -195,10 +183,8 @@ def resolve_face(pretrained: Pretrained, spec: str) -> Face:
     if ":" in spec:
         folder, _, scan = spec.rpartition(":")
         if Path(folder).is_dir():
-            from imface.correspondence import load_fits
-
-            fitted = load_fits(folder, [scan], device=pretrained.device)[0]
-            return Face(spec, fitted.id_code, fitted.exp_code, fitted.neutral)
+            fitted = read_fitted_scans(folder, [scan])[0]
+            return Face(spec, fitted.id_code.to(pretrained.device), fitted.exp_code.to(pretrained.device), fitted.neutral)
     identity, plus, expression = spec.partition("+")
     id_code = pretrained.identity_code(identity)
     exp_code, neutral = pretrained.expression_code(expression if plus else "neutral")
@@ -296,8 +282,8 @@ def generate_meshes(
     meshes (vertices, faces) in model units for "error", whose per-vertex errors also go to
     ``<name>.error_mm.npy``), a contact sheet ``out_dir/sheet.png`` (front and side views) and
     ``out_dir/faces.json`` (names, codes, counts, error stats). Returns that summary."""
-    if units not in UNITS or fmt not in FORMATS:
-        raise ImfaceError(None, f"--units must be one of {', '.join(UNITS)} and --format one of {', '.join(FORMATS)}")
+    if units not in UNITS or fmt not in WRITE_FORMATS:
+        raise ImfaceError(None, f"--units must be one of {', '.join(UNITS)} and --format one of {', '.join(WRITE_FORMATS)}")
     if color not in COLOR_MODES:
         raise ImfaceError(None, f"--color must be one of {', '.join(COLOR_MODES)}, got {color!r}")
     out_dir = Path(out_dir)
@@ -325,11 +311,11 @@ def generate_meshes(
     summary = {"model": str(pretrained.path), "units": units, "resolution": resolution, "color": color, "faces": records}
     write_json(out_dir / "faces.json", summary)
     if sheet:
-        write_sheet(out_dir / "sheet.png", pictures, title=title, columns=sheet_columns)
+        write_mesh_sheet(out_dir / "sheet.png", pictures, title=title, columns=sheet_columns)
     return summary
 
 
-def write_sheet(
+def write_mesh_sheet(
     path: str | Path,
     meshes: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]],
     *,
@@ -343,8 +329,6 @@ def write_sheet(
     """A PNG contact sheet of (label, vertices, faces, colours or None) meshes: each mesh's
     views stacked in one cell, ``columns`` meshes per row. Without explicit labels, a single
     row is labelled by mesh and several rows by their first and last mesh."""
-    from imface.ops.contact_sheet import contact_sheet, save_png
-    from imface.ops.render import render_mesh
 
     cells = [np.concatenate([render_mesh(vertices, faces, vertex_colors=colors, view=v, size=(size, size))
                              for v in views], axis=0) for _, vertices, faces, colors in meshes]

@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imface.version import __version__
 from imface.config.experiment import ExperimentConfig, load_config
 from imface.contracts.experiment import (CODES_NAME, CONFIG_NAME, CodeTables, checkpoint_step, is_experiment,
                                          latest_checkpoint, load_weights, model_state, read_code_tables)
-from imface.contracts.model import (WEIGHTS_NAME, CodeStats, is_model_folder, read_model_folder,
-                                    verify_checksums, write_model_folder)
+from imface.contracts.model import (WEIGHTS_NAME, CodeStats, is_model_folder, read_model_folder, verify_checksums,
+                                    write_model_folder)
 from imface.devices import resolve_device
 from imface.errors import ImfaceError
 from imface.model import ImFace
+from imface.version import __version__
 
 NEUTRAL = "neutral"  # the expression name that selects neutral suppression (no expression code)
 

@@ -23,6 +23,7 @@ def set_threads(n: int | None) -> int:
     for var in _ENV_VARS:
         os.environ[var] = str(count)
     os.environ["IMFACE_THREADS"] = str(count)
+    # here, not at the top: keeps `imface --help` from loading torch
     import torch
     from threadpoolctl import threadpool_limits
 

@@ -25,10 +25,10 @@ from imface.correspondence import (
     run_correspondence,
 )
 from imface.errors import ImfaceError
-from imface.generate import extract_scan_mesh, resolve_face, write_mesh
+from imface.generate import extract_scan_mesh, resolve_face
+from imface.io.mesh import write_mesh
 from imface.pretrained import load_pretrained
 from tests.synthetic_processed import sphere_of
-from tests.model_fixtures import trained_tiny  # noqa: F401
 
 SCANS = ("001/1_neutral", "001/2_smile", "001/3_jaw_open", "002/2_smile")
 
@@ -67,7 +67,7 @@ def add_registered_meshes(data_dir: Path, scans=SCANS) -> None:
 
 
 @pytest.fixture(scope="module")
-def setup(trained_tiny, tmp_path_factory):  # noqa: F811
+def setup(trained_tiny, tmp_path_factory):
     data_dir, exp_dir = trained_tiny
     root = tmp_path_factory.mktemp("corr")
     data = shutil.copytree(data_dir, root / "data")

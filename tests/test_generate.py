@@ -26,16 +26,15 @@ from imface.generate import (
     surface_distance_mm,
     template_colors,
     transfer_face,
-    write_mesh,
 )
+from imface.io.mesh import write_mesh
 from imface.pretrained import CodeStats, load_pretrained
 from tests.synthetic_processed import sphere_of
 from tests.model_fixtures import EXPRESSIONS as SYNTHETIC_EXPRESSIONS
-from tests.model_fixtures import trained_tiny  # noqa: F401
 
 
 @pytest.fixture(scope="module")
-def pretrained(trained_tiny):  # noqa: F811
+def pretrained(trained_tiny):
     return load_pretrained(trained_tiny[1])
 
 

@@ -13,14 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
 
 from imface.baselines.bilinear import BilinearModel, build_bilinear
 from imface.baselines.decimate import decimate_topology
-from imface.baselines.fitting import FitResult, FitSettings, fit_to_points
+from imface.baselines.fitting import BaselineFitSettings, FitResult, fit_to_points
 from imface.baselines.flame_like import FlameLikeModel, build_flame_like
 from imface.baselines.pca import PCAModel, build_pca
+from imface.contracts.dataset import MESH_NAME as SCAN_MESH_NAME
+from imface.contracts.dataset import Manifest, read_manifest
+from imface.contracts.fits import MESH_CROPPED_NAME, MESH_NAME, fits_entry, write_fit, write_fits_index
 from imface.errors import ImfaceError
 from imface.io.atomic import atomic_path, write_json
+from imface.io.mesh import read_mesh, write_mesh
+from imface.ops.ground_truth_crop import crop_like_ground_truth
+from imface.ops.sdf_sampling import sample_surface
 
 MODEL_FORMAT_VERSION = 1
 ARRAYS_NAME = "arrays.safetensors"
@@ -31,8 +39,6 @@ BaselineModel = PCAModel | BilinearModel | FlameLikeModel
 
 def save_model(model: BaselineModel, folder: str | os.PathLike) -> Path:
     """Write ``model`` into ``folder`` (created); returns the folder."""
-    from safetensors.numpy import save_file
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MODEL_JSON).unlink(missing_ok=True)  # incomplete until model.json is rewritten
@@ -46,9 +52,6 @@ def save_model(model: BaselineModel, folder: str | os.PathLike) -> Path:
 
 def load_model(folder: str | os.PathLike) -> BaselineModel:
     """Read a model written by :func:`save_model`; :class:`ImfaceError` for a missing or malformed folder."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
     folder = Path(folder)
     meta_path = folder / MODEL_JSON
     if not meta_path.is_file() or not (folder / ARRAYS_NAME).is_file():
@@ -72,7 +75,6 @@ def load_model(folder: str | os.PathLike) -> BaselineModel:
 @dataclass
 class TrainingMeshes:
     """Registered training meshes (S, V, 3) model units, their faces and labels."""
-
     vertices: np.ndarray
     faces: np.ndarray
     names: list[str]
@@ -85,8 +87,6 @@ def load_training_meshes(data_dir: str | os.PathLike, split: str = "train", *,
                          exclude_identities: tuple[str, ...] = ()) -> TrainingMeshes:
     """Every ``registered.ply`` of one split of a processed dataset (one fixed topology required),
     leaving out the scans of ``exclude_identities`` (e.g. a validation split)."""
-    from imface.contracts.dataset import read_manifest
-    from imface.io.mesh import read_mesh
 
     manifest = read_manifest(data_dir)
     names = [n for n in getattr(manifest, split) if manifest.scan(n).identity not in set(exclude_identities)]
@@ -112,7 +112,6 @@ def load_training_meshes(data_dir: str | os.PathLike, split: str = "train", *,
 @dataclass
 class BuiltBaselines:
     """Paths of the models written (name -> folder) and the ones skipped or shrunk, with why."""
-
     models: dict[str, Path] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -190,21 +189,19 @@ def build_baselines(
 
 def fit_baseline(
     model_path: str | os.PathLike, scan_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-    settings: FitSettings | None = None, points: int = 20000, seed: int = 0,
+    settings: BaselineFitSettings | None = None, points: int = 20000, seed: int = 0,
 ) -> FitResult:
     """Fit a saved baseline to a processed scan's ``mesh.ply`` (never its registered mesh).
 
-    Writes, atomically, into ``out_dir``: ``fitted_full.ply`` (the whole fitted model mesh,
-    model units, the scan's frame), ``fitted.ply`` (the same cropped like the ground truth,
-    :func:`imface.ops.ground_truth_crop.crop_like_ground_truth`) and ``fit.json`` (coefficients, pose,
-    history, seconds).
+    Writes, atomically, into ``out_dir`` (one scan folder of a fits folder,
+    :mod:`imface.contracts.fits`): ``mesh.ply`` (the whole fitted model mesh, model units, the
+    scan's frame), ``mesh_cropped.ply`` (the same cropped like the ground truth,
+    :func:`imface.ops.ground_truth_crop.crop_like_ground_truth`) and ``fit.json`` (coefficients,
+    pose, history, seconds). :func:`write_baseline_index` lists the scans in ``fits.json``.
     """
-    from imface.ops.ground_truth_crop import crop_like_ground_truth
-    from imface.io.mesh import read_mesh, write_ply
-    from imface.ops.sdf_sampling import sample_surface
 
     model = load_model(model_path)
-    mesh_path = Path(scan_dir) / "mesh.ply"
+    mesh_path = Path(scan_dir) / SCAN_MESH_NAME
     mesh = read_mesh(mesh_path)
     target, normals = sample_surface(mesh.vertices, mesh.faces, points, np.random.default_rng(seed))
     try:
@@ -213,13 +210,13 @@ def fit_baseline(
         raise ImfaceError(mesh_path, f"fitting {model.name} failed: {err}") from None
     out_dir = Path(out_dir)
     started = time.perf_counter()
-    write_ply(out_dir / "fitted_full.ply", result.vertices, model.faces)
+    write_mesh(out_dir / MESH_NAME, result.vertices, model.faces)
     try:
         cropped_vertices, cropped_faces = crop_like_ground_truth(result.vertices, model.faces)
-        write_ply(out_dir / "fitted.ply", cropped_vertices, cropped_faces)
+        write_mesh(out_dir / MESH_CROPPED_NAME, cropped_vertices, cropped_faces)
     except ValueError as err:
         raise ImfaceError(mesh_path, f"fitted {model.name} mesh cannot be cropped: {err}") from None
-    write_json(out_dir / "fit.json", {
+    write_fit(out_dir, {
         "model": str(Path(model_path).resolve()), "model_name": model.name, "scan": str(Path(scan_dir).resolve()),
         "latent_size": model.latent_size,
         "coefficients": {key: np.asarray(value).tolist() for key, value in result.coefficients.items()},
@@ -228,3 +225,13 @@ def fit_baseline(
         "write_seconds": time.perf_counter() - started, "target_points": points, "seed": seed,
     })
     return result
+
+
+def write_baseline_index(fits_dir: str | os.PathLike, model_path: str | os.PathLike, manifest: Manifest,
+                         names: list[str]) -> None:
+    """List baseline fits of processed scans (``fits_dir/<scan>/``) in ``fits.json``, so every verb
+    reads them as it reads an ImFace fits folder."""
+    model = load_model(model_path)
+    entries = [fits_entry(name, name, scan.neutral, scan.identity, scan.expression, manifest.folder(scan))
+               for name in names for scan in [manifest.scan(name)]]
+    write_fits_index(Path(fits_dir), str(Path(model_path).resolve()), False, entries, method=model.name)

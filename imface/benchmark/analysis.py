@@ -10,11 +10,17 @@ from typing import Any
 
 import numpy as np
 
+from imface.baselines.io import load_training_meshes
+from imface.baselines.pca import principal_components
 from imface.config.benchmark import ABLATION_ROWS, BenchmarkConfig
+from imface.contracts.benchmark import NO_SEED, BenchmarkFolder
+from imface.errors import ImfaceError
+from imface.eval.evaluate import SUMMARY_NAME
+from imface.frame import MM_PER_UNIT
 
 
 def _summary(bench_dir: Path, method: str, run: str) -> dict[str, Any]:
-    path = bench_dir / "eval" / method / run / "summary.json"
+    path = BenchmarkFolder(bench_dir).evaluation(method, run) / SUMMARY_NAME
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -38,8 +44,6 @@ def comparison_methods(rows: dict[str, dict[str, Any]]) -> list[str]:
 def per_expression(config: BenchmarkConfig, bench_dir: Path, rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Per expression: mean Chamfer of each compared method (ImFace: mean over seeds of the
     per-seed means), whether the expression was seen in training, and the winner."""
-    from imface.benchmark.run import NO_SEED
-
     names = comparison_methods(rows)
     table: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -96,10 +100,6 @@ def identity_linearity(data_dir: Path) -> dict[str, Any] | None:
     """How linear the identities are: a PCA of the training identities' neutral registered meshes
     (all components), and the RMS residual (mm) of the held-out identities' neutral meshes projected
     onto it, against their RMS distance from the mean (the share of variance left unexplained)."""
-    from imface.baselines.io import load_training_meshes
-    from imface.baselines.pca import principal_components
-    from imface.frame import MM_PER_UNIT
-    from imface.errors import ImfaceError
 
     try:
         train = load_training_meshes(data_dir, "train")

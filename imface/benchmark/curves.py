@@ -16,7 +16,14 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from imface.benchmark.parallel import run_calls
 from imface.config.benchmark import BenchmarkConfig
+from imface.eval.evaluate import SUMMARY_NAME, evaluate_folder
+from imface.fitting.run import fit
+from imface.io.plots import pyplot, save_figure
+from imface.pretrained import load_pretrained
+from imface.training import checkpoint as ckpt
+from imface.training.curves import curve_trend, read_curves
 
 #: Relative change of held-out Chamfer over a curve's last segment beyond which it is still
 #: falling (or rising); smaller changes count as flattened.
@@ -40,10 +47,6 @@ def step_dir(base: Path, step: int) -> Path:
 
 def fit_intermediate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str], device: str) -> bool:
     """Fit the test scans with every variant's checkpoints before the last; True if any work was done."""
-    from imface.training import checkpoint as ckpt
-    from imface.fitting.fitter import fit
-    from imface.pretrained import load_pretrained
-
     did = False
     for variant in config.variants:
         for seed in curve_seeds(config):
@@ -64,8 +67,6 @@ def fit_intermediate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, s
 
 def evaluate_intermediate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str],
                           workers: int = 1) -> bool:
-    from imface.benchmark.parallel import run_calls
-    from imface.eval.evaluate import SUMMARY_NAME, evaluate_folder
 
     calls = []
     for variant in config.variants:
@@ -96,7 +97,6 @@ def trend(values: list[float]) -> str:
 def collect_curves(config: BenchmarkConfig, bench_dir: Path) -> dict[str, Any]:
     """Per variant: steps, held-out Chamfer mean/std over the curve's seeds at each, training seconds at each,
     its trend, and the training-scan probe's trend (``curves.jsonl``)."""
-    from imface.training.curves import curve_trend, read_curves
 
     def read(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text()) if path.is_file() else None
@@ -132,12 +132,8 @@ def collect_curves(config: BenchmarkConfig, bench_dir: Path) -> dict[str, Any]:
 
 def write_curve_figure(curves: dict[str, Any], baselines: dict[str, float], path: Path) -> Path:
     """Held-out Chamfer against steps and against training seconds, baselines as horizontal lines."""
-    import matplotlib
+    plt = pyplot()
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from imface.io.atomic import atomic_path
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), dpi=100)
     for name, row in curves["variants"].items():
@@ -164,7 +160,5 @@ def write_curve_figure(curves: dict[str, Any], baselines: dict[str, float], path
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
     return path

@@ -10,10 +10,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from imface.config.benchmark import ABLATION_ROWS, BenchmarkConfig
+import torch
+
+from imface.benchmark.analysis import ablation_statements, identity_linearity, per_expression
 from imface.benchmark.curves import collect_curves
-from imface.io.atomic import write_text
+from imface.benchmark.methods import correspondence_model, methods
+from imface.benchmark.validation import read_chosen
+from imface.config.benchmark import ABLATION_ROWS, BenchmarkConfig
+from imface.contracts.benchmark import CORRESPONDENCE_NAME, FITTED_NAME, NO_SEED, TRAINED_NAME, BenchmarkFolder
 from imface.contracts.dataset import read_manifest
+from imface.contracts.fits import FIT_NAME
+from imface.eval.evaluate import SUMMARY_NAME
+from imface.io.atomic import write_text
+from imface.threads import get_threads
+from imface.training.trainer import git_commit
 
 #: Metrics carried from each run's eval summary (mean over its scans).
 METRICS = ("chamfer_mm", "fscore@1mm", "fscore@2.5mm", "fscore@5mm", "normal_consistency",
@@ -31,10 +41,6 @@ def _mean_std(values: list[float]) -> dict[str, float | None]:
 
 
 def machine(device: str) -> dict[str, Any]:
-    import torch
-
-    from imface.training.trainer import git_commit
-    from imface.threads import get_threads
 
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "threads": get_threads(), "python": platform.python_version(),
@@ -47,11 +53,9 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def _method_result(method: dict[str, Any], bench_dir: Path) -> dict[str, Any]:
-    from imface.benchmark.run import NO_SEED
-
     runs: dict[str, Any] = {}
     for run, (recon_dir, _) in method["runs"].items():
-        summary = _read(bench_dir / "eval" / method["name"] / run / "summary.json") or {}
+        summary = _read(BenchmarkFolder(bench_dir).evaluation(method["name"], run) / SUMMARY_NAME) or {}
         row: dict[str, Any] = {
             "scored": summary.get("num_scored", 0), "failed": summary.get("failed", []),
             **{key: (summary.get("overall", {}).get(key) or {}).get("mean") for key in METRICS},
@@ -59,12 +63,12 @@ def _method_result(method: dict[str, Any], bench_dir: Path) -> dict[str, Any]:
                             for label, stats in summary.get("seen_unseen", {}).items()},
         }
         if method["kind"] == "imface":
-            trained = _read(bench_dir / "imface" / method["name"] / run / "trained.json") or {}
-            fitted = _read(Path(recon_dir) / "fitted.json") or {}
+            trained = _read(bench_dir / "imface" / method["name"] / run / TRAINED_NAME) or {}
+            fitted = _read(Path(recon_dir) / FITTED_NAME) or {}
             row.update(train_seconds=trained.get("seconds"), train_steps=trained.get("steps"),
                        fit_seconds_per_scan=fitted.get("seconds_per_scan"))
         else:
-            fits = [_read(path) for path in Path(recon_dir).rglob("fit.json")]
+            fits = [_read(path) for path in Path(recon_dir).rglob(FIT_NAME)]
             seconds = [f["fit_seconds"] for f in fits if f]
             row.update(fit_seconds_per_scan=statistics.fmean(seconds) if seconds else None)
         runs[run] = row
@@ -127,15 +131,11 @@ def check_goals(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def collect_results(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str],
                     timings: dict[str, float], device: str) -> dict[str, Any]:
     """Every number of the report, as plain JSON."""
-    from imface.benchmark.run import correspondence_model, methods
-
     manifest = read_manifest(data_dir)
-    from imface.benchmark.analysis import ablation_statements, identity_linearity, per_expression
-    from imface.benchmark.validation import read_chosen
 
     rows = {m["name"]: _method_result(m, bench_dir) for m in methods(config, bench_dir)}
-    correspondence = _read(bench_dir / "correspondence" / "correspondence.json")
-    baselines_index = _read(bench_dir / "baselines" / "baselines.json") or {}
+    correspondence = _read(BenchmarkFolder(bench_dir).correspondence / CORRESPONDENCE_NAME)
+    baselines_index = _read(BenchmarkFolder(bench_dir).baselines_index) or {}
     return {
         "preset": config.preset, "config": config.to_dict(), "data": str(data_dir.resolve()),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -329,6 +329,6 @@ def _analysis_sections(results: dict[str, Any]) -> list[str]:
 
 
 def write_report(results: dict[str, Any], bench_dir: Path) -> Path:
-    path = bench_dir / "report.md"
+    path = BenchmarkFolder(bench_dir).report
     write_text(path, report_text(results))
     return path

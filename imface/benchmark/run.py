@@ -4,39 +4,39 @@ held-out scans, score everything with the authors' protocol, and write ``report.
 The benchmark folder (``--exp-dir``) is the contract; every stage skips work already done, so
 an interrupted run resumes where it stopped::
 
-    benchmark.yaml                      the BenchmarkConfig (a different one is refused)
-    imface/<variant>/seed-<s>/          experiment folders (imface train)
-    fits/imface/<variant>/seed-<s>/     fits folders (imface fit) of the chosen test scans
-    baselines/                          baseline models (baselines.json lists them)
-    validation/                         baseline settings chosen on validation identities (chosen.json)
-    fits/baselines/<model>/<scan>/      fitted_full.ply, fitted.ply, fit.json
-    eval/<method>/seed-<s>/             per-scan JSON and summary.json (imface eval)
-    correspondence/                     imface correspond over the full model's fits (Fig. 5 analog)
-    figures/fig4_reconstructions.png    ground truth, ImFace and baselines, with error heatmaps
-    timings.json, results.json          seconds per stage; every figure of the report
-    report.md
+laid out as :mod:`imface.contracts.benchmark` describes.
 """
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-import numpy as np
-
-from imface.config.benchmark import VARIANTS, BenchmarkConfig, load_benchmark_config, save_benchmark_config
-from imface.errors import ImfaceError
-from imface.io.atomic import write_json
+from imface.baselines import build_baselines, fit_baseline
+from imface.baselines.fitting import BaselineFitSettings
+from imface.baselines.io import write_baseline_index
+from imface.benchmark.curves import curve_steps, evaluate_intermediate, fit_intermediate, write_curve_figure
+from imface.benchmark.figures import write_fig4
+from imface.benchmark.methods import baseline_names, correspondence_model, methods, variant_experiment
+from imface.benchmark.parallel import run_calls
+from imface.benchmark.report import collect_results, write_report
+from imface.benchmark.validation import choose_regularisation, read_chosen
+from imface.config.benchmark import BenchmarkConfig, load_benchmark_config, save_benchmark_config
+from imface.contracts.benchmark import (CORRESPONDENCE_NAME, CURVES_FIGURE_NAME, FIG4_NAME, FITTED_NAME, TRAINED_NAME,
+                                        BenchmarkFolder)
 from imface.contracts.dataset import Manifest, read_manifest
+from imface.contracts.experiment import CONFIG_NAME as EXPERIMENT_CONFIG_NAME
+from imface.contracts.fits import FIT_NAME
+from imface.correspondence import run_correspondence
+from imface.devices import resolve_device
+from imface.errors import ImfaceError
+from imface.eval.evaluate import SUMMARY_NAME, evaluate_folder
+from imface.fitting.run import fit
+from imface.io.atomic import write_json
+from imface.pretrained import load_pretrained
 from imface.threads import get_threads
-
-CONFIG_NAME = "benchmark.yaml"
-TIMINGS_NAME = "timings.json"
-RESULTS_NAME = "results.json"
-TRAINED_NAME = "trained.json"
-#: A method's seed folder for models without a seed (the baselines are deterministic).
-NO_SEED = "seed-none"
+from imface.training.trainer import train
 
 
 def choose_test_scans(manifest: Manifest, count: int) -> list[str]:
@@ -76,26 +76,6 @@ def choose_test_scans(manifest: Manifest, count: int) -> list[str]:
     return [picks[i] for i in range(max(map(len, picked))) for picks in picked if i < len(picks)]
 
 
-def variant_experiment(config: BenchmarkConfig, variant: str, seed: int):
-    """The training config of one variant and seed (engine preset + ablations + overrides)."""
-    from imface.config.experiment import apply_ablations, apply_overrides, preset, set_field
-
-    ablations, overrides = VARIANTS[variant]
-    experiment = apply_ablations(preset(config.train_preset), ablations)
-    for key, value in overrides.items():
-        experiment = set_field(experiment, key, value)
-    experiment = apply_overrides(experiment, config.train_overrides)
-    experiment.train.seed = seed
-    experiment.train.max_steps = config.train_steps
-    experiment.train.max_minutes = 0.0
-    experiment.train.keep_checkpoints = 0  # the learning curves fit the checkpoints of every segment
-    return experiment
-
-
-def latent_size(experiment) -> int:
-    return int(experiment.model.id_code_dim + experiment.model.exp_code_dim)
-
-
 class Timings:
     """Seconds per stage, kept in ``timings.json`` across resumed runs (a skipped stage keeps
     the time it took when it ran)."""
@@ -119,7 +99,7 @@ class Timings:
 
 
 def _prepare(bench_dir: Path, config: BenchmarkConfig, data_dir: Path) -> None:
-    config_path = bench_dir / CONFIG_NAME
+    config_path = BenchmarkFolder(bench_dir).config
     if config_path.is_file():
         saved, wanted = load_benchmark_config(config_path).to_dict(), config.to_dict()
         if saved != wanted:
@@ -128,19 +108,17 @@ def _prepare(bench_dir: Path, config: BenchmarkConfig, data_dir: Path) -> None:
                                          "use a new --exp-dir")
     bench_dir.mkdir(parents=True, exist_ok=True)
     save_benchmark_config(config, config_path)
-    write_json(bench_dir / "data.json", {"data": str(data_dir.resolve())})
+    write_json(BenchmarkFolder(bench_dir).data, {"data": str(data_dir.resolve())})
 
 
 def _train_variants(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, device: str, progress: bool) -> bool:
     """Train every variant and seed in segments ending at the learning curves' steps (exact resume
     in between); ``trained.json`` records the training seconds at the end of each segment."""
-    from imface.benchmark.curves import curve_steps
-    from imface.training.trainer import train
 
     did = False
     for variant in config.variants:
         for seed in config.seeds:
-            exp_dir = bench_dir / "imface" / variant / f"seed-{seed}"
+            exp_dir = BenchmarkFolder(bench_dir).experiment(variant, seed)
             marker = exp_dir / TRAINED_NAME
             record = json.loads(marker.read_text()) if marker.is_file() else {}
             if record.get("steps") == config.train_steps:
@@ -154,7 +132,7 @@ def _train_variants(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, de
                     continue
                 experiment = variant_experiment(config, variant, seed)
                 experiment.train.max_steps = stop
-                result = train(experiment, data_dir, exp_dir, resume=(exp_dir / "config.yaml").is_file(),
+                result = train(experiment, data_dir, exp_dir, resume=(exp_dir / EXPERIMENT_CONFIG_NAME).is_file(),
                                device=device, progress=progress)
                 if result.stopped not in ("finished", "max_steps"):
                     raise ImfaceError(exp_dir, f"training stopped early ({result.stopped}); run the benchmark again to resume")
@@ -167,18 +145,16 @@ def _train_variants(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, de
 
 
 def _fit_variants(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str], device: str) -> bool:
-    from imface.fitting.fitter import fit
-
     did = False
     for variant in config.variants:
         for seed in config.seeds:
-            fits_dir = bench_dir / "fits" / "imface" / variant / f"seed-{seed}"
-            marker = fits_dir / "fitted.json"
+            fits_dir = BenchmarkFolder(bench_dir).imface_fits(variant, seed)
+            marker = fits_dir / FITTED_NAME
             if marker.is_file() and json.loads(marker.read_text()).get("scans") == scans:
                 continue
             did = True
             started = time.perf_counter()
-            results = fit(bench_dir / "imface" / variant / f"seed-{seed}", data_dir, fits_dir, split="test",
+            results = fit(BenchmarkFolder(bench_dir).experiment(variant, seed), data_dir, fits_dir, split="test",
                           scans=scans, steps=config.fit_steps, points=config.fit_points,
                           space_points=config.fit_space_points, lr=config.fit_lr,
                           resolution=config.fit_resolution, seed=seed, landmarks=False, device=device,
@@ -190,69 +166,39 @@ def _fit_variants(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scan
 
 
 def _baselines(config: BenchmarkConfig, data_dir: Path, bench_dir: Path) -> bool:
-    from imface.baselines import build_baselines
-
-    index = bench_dir / "baselines" / "baselines.json"
-    if index.is_file():
+    if BenchmarkFolder(bench_dir).baselines_index.is_file():
         return False
-    build_baselines(data_dir, bench_dir / "baselines", pca_sizes=tuple(config.pca_sizes),
+    build_baselines(data_dir, BenchmarkFolder(bench_dir).baselines, pca_sizes=tuple(config.pca_sizes),
                     bilinear=tuple(config.bilinear_ranks), flame=tuple(config.flame_ranks),
                     paper_resolution=config.paper_resolution)
     return True
 
 
-def baseline_names(bench_dir: Path) -> dict[str, dict[str, Any]]:
-    """The built baselines: name -> {"path", "latent_size", "vertices", "condition"} (``baselines/baselines.json``)."""
-    index = json.loads((bench_dir / "baselines" / "baselines.json").read_text())
-    return index["models"]
-
-
 def _fit_baselines(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str], workers: int) -> bool:
     """Fit every baseline to the test scans with the regularisation chosen on the validation split."""
-    from imface.baselines import fit_baseline
-    from imface.baselines.fitting import FitSettings
-    from imface.benchmark.parallel import run_calls
-    from imface.benchmark.validation import read_chosen
-
     manifest = read_manifest(data_dir)
+    folder = BenchmarkFolder(bench_dir)
     chosen = (read_chosen(bench_dir) or {}).get("chosen", {})
     calls = []
     for name, entry in baseline_names(bench_dir).items():
-        settings = FitSettings(regularisation=chosen[name]) if name in chosen else FitSettings()
+        settings = BaselineFitSettings(regularisation=chosen[name]) if name in chosen else BaselineFitSettings()
         for scan in scans:
-            out = bench_dir / "fits" / "baselines" / name / scan
-            if not (out / "fit.json").is_file():
-                calls.append((fit_baseline, {"model_path": bench_dir / "baselines" / entry["path"],
+            out = folder.baseline_fits(name) / scan
+            if not (out / FIT_NAME).is_file():
+                calls.append((fit_baseline, {"model_path": folder.baselines / entry["path"],
                                              "scan_dir": manifest.folder(scan), "out_dir": out, "settings": settings,
                                              "points": config.baseline_fit_points, "seed": 0}))
     run_calls(calls, workers)
+    for name, entry in baseline_names(bench_dir).items():  # each baseline's fits folder gets its fits.json
+        write_baseline_index(folder.baseline_fits(name), folder.baselines / entry["path"], manifest, scans)
     return bool(calls)
 
 
-def methods(config: BenchmarkConfig, bench_dir: Path) -> list[dict[str, Any]]:
-    """Every scored method: name, kind (imface | baseline), latent size, and per seed its
-    reconstruction folder and file name."""
-    rows = []
-    for variant in config.variants:
-        rows.append({"name": variant, "kind": "imface",
-                     "latent_size": latent_size(variant_experiment(config, variant, config.seeds[0])),
-                     "runs": {f"seed-{s}": (bench_dir / "fits" / "imface" / variant / f"seed-{s}", "mesh.ply")
-                              for s in config.seeds}})
-    for name, entry in baseline_names(bench_dir).items():
-        rows.append({"name": name, "kind": "baseline", "latent_size": int(entry["latent_size"]),
-                     "condition": entry.get("condition", "oracle"), "vertices": entry.get("vertices"),
-                     "runs": {NO_SEED: (bench_dir / "fits" / "baselines" / name, "fitted_full.ply")}})
-    return rows
-
-
 def _evaluate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str], workers: int) -> bool:
-    from imface.benchmark.parallel import run_calls
-    from imface.eval.evaluate import SUMMARY_NAME, evaluate_folder
-
     calls = []
     for method in methods(config, bench_dir):
         for run, (recon_dir, recon_name) in method["runs"].items():
-            out = bench_dir / "eval" / method["name"] / run
+            out = BenchmarkFolder(bench_dir).evaluation(method["name"], run)
             summary = out / SUMMARY_NAME
             if summary.is_file():
                 saved = json.loads(summary.read_text())
@@ -265,48 +211,34 @@ def _evaluate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: l
 
 
 def _correspondence(config: BenchmarkConfig, bench_dir: Path, scans: list[str], device: str) -> bool:
-    from imface.correspondence import run_correspondence
-    from imface.pretrained import load_pretrained
-
-    out = bench_dir / "correspondence"
-    if (out / "correspondence.json").is_file() or len(scans) < 2:
+    folder = BenchmarkFolder(bench_dir)
+    out = folder.correspondence
+    if (out / CORRESPONDENCE_NAME).is_file() or len(scans) < 2:
         return False
     variant, seed = correspondence_model(config)
-    pretrained = load_pretrained(bench_dir / "imface" / variant / f"seed-{seed}", device)
+    pretrained = load_pretrained(folder.experiment(variant, seed), device)
     pairs = [(scans[0], other) for other in scans[1:]][: max(1, config.correspondence_pairs)]
-    run_correspondence(pretrained, bench_dir / "fits" / "imface" / variant / f"seed-{seed}", out, pairs,
+    run_correspondence(pretrained, folder.imface_fits(variant, seed), out, pairs,
                        metric_pairs="all", sheet_pairs=config.correspondence_pairs)
     return True
 
 
-def correspondence_model(config: BenchmarkConfig) -> tuple[str, int]:
-    """The variant and seed whose fits carry the correspondence figures (the full model when run)."""
-    return ("full" if "full" in config.variants else config.variants[0]), config.seeds[0]
-
-
-def run_benchmark(data_dir: str | Path, bench_dir: str | Path, config: BenchmarkConfig, *, device: str = "cpu",
+def run_benchmark(data_dir: str | Path, bench_dir: str | Path, config: BenchmarkConfig, *, device: str = "auto",
                   progress: bool = True, workers: int | None = None) -> Path:
     """Run (or resume) every stage into ``bench_dir``; returns the path of ``report.md``.
 
     ``workers``: one-thread processes for the baseline fits and the scoring (default: the
     thread count of :func:`imface.threads.set_threads`); results do not depend on it.
     """
-    from imface.benchmark.curves import evaluate_intermediate, fit_intermediate, write_curve_figure
-    from imface.benchmark.figures import write_fig4
-    from imface.benchmark.report import collect_results, write_report
-    from imface.benchmark.validation import choose_regularisation
 
     config.validate()
     workers = get_threads() if workers is None else max(1, int(workers))
     data_dir, bench_dir = Path(data_dir), Path(bench_dir)
     manifest = read_manifest(data_dir)
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(device))
     _prepare(bench_dir, config, data_dir)
     scans = choose_test_scans(manifest, config.test_scans)
-    timings = Timings(bench_dir / TIMINGS_NAME)
+    timings = Timings(BenchmarkFolder(bench_dir).timings)
     timings.run("train ImFace variants", lambda: _train_variants(config, data_dir, bench_dir, device, progress), progress)
     timings.run("fit ImFace variants", lambda: _fit_variants(config, data_dir, bench_dir, scans, device), progress)
     timings.run("build baselines", lambda: _baselines(config, data_dir, bench_dir), progress)
@@ -317,19 +249,19 @@ def run_benchmark(data_dir: str | Path, bench_dir: str | Path, config: Benchmark
     timings.run("correspondence", lambda: _correspondence(config, bench_dir, scans, device), progress)
     timings.run("learning curves: fit", lambda: fit_intermediate(config, data_dir, bench_dir, scans, device), progress)
     timings.run("learning curves: evaluate", lambda: evaluate_intermediate(config, data_dir, bench_dir, scans, workers), progress)
-    figures = bench_dir / "figures"
+    figures = BenchmarkFolder(bench_dir).figures
     results = collect_results(config, data_dir, bench_dir, scans, timings.seconds, device)
 
     def pictures() -> bool:
-        write_fig4(config, data_dir, bench_dir, scans[: config.figure_scans], figures / "fig4_reconstructions.png")
+        write_fig4(config, data_dir, bench_dir, scans[: config.figure_scans], figures / FIG4_NAME)
         baselines = {name: row["chamfer_mm"]["mean"] for name, row in results["methods"].items()
                      if row["kind"] == "baseline" and row["chamfer_mm"]["mean"] is not None}
-        write_curve_figure(results["curves"], baselines, figures / "learning_curves.png")
+        write_curve_figure(results["curves"], baselines, figures / CURVES_FIGURE_NAME)
         return True
 
     timings.run("figures", pictures, progress)
     results["timings"] = timings.seconds
-    write_json(bench_dir / RESULTS_NAME, results)
+    write_json(BenchmarkFolder(bench_dir).results, results)
     report = write_report(results, bench_dir)
     if progress:
         print(f"[benchmark] report: {report}", flush=True)

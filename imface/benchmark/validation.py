@@ -20,10 +20,18 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from imface.baselines import build_baselines, fit_baseline
+from imface.baselines.fitting import BaselineFitSettings
+from imface.benchmark.parallel import run_calls
 from imface.config.benchmark import BenchmarkConfig
+from imface.contracts.benchmark import BenchmarkFolder
+from imface.contracts.dataset import MESH_NAME as SCAN_MESH_NAME
+from imface.contracts.dataset import Manifest, read_manifest
+from imface.contracts.fits import FIT_NAME, MESH_CROPPED_NAME
 from imface.errors import ImfaceError
 from imface.io.atomic import write_json
-from imface.contracts.dataset import Manifest, read_manifest
+from imface.io.mesh import read_mesh
+from imface.ops.metrics import evaluate_reconstruction
 
 CHOSEN_NAME = "chosen.json"
 VALIDATION_EVAL_POINTS = 50_000
@@ -57,10 +65,7 @@ def validation_scans(manifest: Manifest, identities: list[str], count: int) -> l
 
 
 def _score(fit_dir: Path, truth_path: Path) -> float:
-    from imface.io.mesh import read_mesh
-    from imface.ops.metrics import evaluate_reconstruction
-
-    fitted, truth = read_mesh(fit_dir / "fitted.ply"), read_mesh(truth_path)
+    fitted, truth = read_mesh(fit_dir / MESH_CROPPED_NAME), read_mesh(truth_path)
     return evaluate_reconstruction(fitted.vertices, fitted.faces, truth.vertices, truth.faces,
                                    num_points=VALIDATION_EVAL_POINTS, footprint=False).chamfer_mm
 
@@ -69,11 +74,8 @@ def choose_regularisation(config: BenchmarkConfig, data_dir: Path, bench_dir: Pa
     """Write ``validation/chosen.json`` (see the module docstring); True when work was done.
 
     ``workers``: processes for the fits and their scores (the result does not depend on it)."""
-    from imface.baselines import build_baselines, fit_baseline
-    from imface.baselines.fitting import BaselineFitSettings
-    from imface.benchmark.parallel import run_calls
 
-    out = bench_dir / "validation"
+    out = BenchmarkFolder(bench_dir).validation
     if (out / CHOSEN_NAME).is_file():
         return False
     manifest = read_manifest(data_dir)
@@ -93,9 +95,9 @@ def choose_regularisation(config: BenchmarkConfig, data_dir: Path, bench_dir: Pa
                                "scan_dir": manifest.folder(scan), "out_dir": fit_dir(name, value, scan),
                                "settings": BaselineFitSettings(regularisation=value),
                                "points": config.baseline_fit_points, "seed": 0})
-               for name, value, scan in grid if not (fit_dir(name, value, scan) / "fit.json").is_file()], workers)
+               for name, value, scan in grid if not (fit_dir(name, value, scan) / FIT_NAME).is_file()], workers)
     chamfers = run_calls([(_score, {"fit_dir": fit_dir(name, value, scan),
-                                    "truth_path": manifest.folder(scan) / "mesh.ply"})
+                                    "truth_path": manifest.folder(scan) / SCAN_MESH_NAME})
                           for name, value, scan in grid], workers)
     scores: dict[str, dict[str, float]] = {name: {} for name in models}
     for name in models:
@@ -109,5 +111,5 @@ def choose_regularisation(config: BenchmarkConfig, data_dir: Path, bench_dir: Pa
 
 
 def read_chosen(bench_dir: Path) -> dict[str, Any] | None:
-    path = bench_dir / "validation" / CHOSEN_NAME
+    path = BenchmarkFolder(bench_dir).validation / CHOSEN_NAME
     return json.loads(path.read_text()) if path.is_file() else None

@@ -63,9 +63,10 @@ def fit(
 ) -> None:
     """Fit a baseline to processed scans (--data) or to raw meshes and point sets (--in).
 
-    Score the fits with imface eval --fits OUT (with --data: add --data DATA --recon-name fitted_full.ply).
+    Score the fits with imface eval --fits OUT: both write a fits folder (fits.json).
     """
     from imface.baselines import fit_baseline  # heavy imports here keep `imface --help` fast
+    from imface.baselines.io import write_baseline_index
     from imface.baselines.selection import select_scans
     from imface.contracts.dataset import read_manifest
     from imface.fitting.baseline import fit_baseline_inputs
@@ -83,7 +84,9 @@ def fit(
         typer.echo(f"score with: imface eval --fits {out}")
         return
     manifest = read_manifest(data)
-    for name in select_scans(manifest, split, name_list(scans, "--scans")):
+    names = select_scans(manifest, split, name_list(scans, "--scans"))
+    for name in names:
         result = fit_baseline(model, manifest.folder(name), out / name, points=scan_points, seed=seed)
         if progress:
             typer.echo(f"fitted {name}: rms {result.history[-1]['rms']:.4g} ({result.seconds:.1f} s)")
+    write_baseline_index(out, model, manifest, names)

@@ -48,7 +48,7 @@ def write_eval_sheet(summary) -> Path:
     """One row per scored scan (target | reconstruction cropped like it | error; front and side)."""
     # heavy imports here keep `imface --help` fast
     from imface.fitting.inputs import read_input_geometry
-    from imface.fitting.preview import preview_row, write_sheet
+    from imface.fitting.preview import preview_row, write_preview_sheet
     from imface.io.mesh import read_mesh
 
     rows, labels = [], []
@@ -58,4 +58,4 @@ def write_eval_sheet(summary) -> Path:
         cells, median = preview_row(target_vertices, target_faces, recon.vertices, recon.faces)
         rows.append(cells)
         labels.append(f"{result.name}\nChamfer {result.metrics['chamfer_mm']:.2f} mm, median {median:.2f} mm")
-    return write_sheet(summary.out_dir / "sheet.png", rows, labels, f"{len(rows)} scan(s) scored")
+    return write_preview_sheet(summary.out_dir / "sheet.png", rows, labels, f"{len(rows)} scan(s) scored")

@@ -10,11 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from imface.config.model import DEFAULT_FIT_LR, DEFAULT_FIT_SPACE_POINTS
+from imface.config.fit import DEFAULT_FIT_LR, DEFAULT_FIT_SPACE_POINTS
+from imface.config.parse import from_dict, load_yaml, save_yaml
 from imface.errors import ImfaceError
-from imface.io.atomic import write_text
 
 BENCHMARK_PRESETS = ("tiny", "cpu", "long", "paper")
 
@@ -140,17 +138,13 @@ def benchmark_preset(name: str) -> BenchmarkConfig:
 
 
 def save_benchmark_config(config: BenchmarkConfig, path: Path) -> None:
-    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    save_yaml(path, config.to_dict())
 
 
 def load_benchmark_config(path: Path) -> BenchmarkConfig:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ImfaceError(path, f"not valid YAML ({' '.join(str(err).split())})") from None
-    names = {f.name for f in dataclasses.fields(BenchmarkConfig)}
-    if not isinstance(raw, dict) or set(raw) - names:
-        raise ImfaceError(path, f"not a benchmark config (unknown keys: {sorted(set(raw or {}) - names)})")
-    config = BenchmarkConfig(**raw)
-    config.validate()
+        config = from_dict(BenchmarkConfig, load_yaml(path) or {}, "benchmark")
+        config.validate()
+    except ImfaceError as err:
+        raise ImfaceError(path, err.problem) from None
     return config

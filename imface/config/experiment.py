@@ -7,17 +7,13 @@ folder and read back with ``yaml.safe_load``.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
 from imface.config.model import LossConfig, ModelConfig
+from imface.config.parse import from_dict, load_yaml, save_yaml, to_plain
 from imface.errors import ImfaceError
-from imface.io.atomic import write_text
 
 PRESETS = ("tiny", "cpu", "gpu", "paper")
 # CLI ablation name -> the dotted overrides it stands for (i3DMM-like = all three).
@@ -109,90 +105,12 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
-
-
-def _plain(value: Any) -> Any:
-    # Tuples become lists so yaml.safe_dump writes plain sequences.
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _coerce(value: Any, hint: Any, current: Any, where: str) -> Any:
-    """Convert a YAML or command-line value to the type a dataclass field declares."""
-    origin = typing.get_origin(hint)
-    if origin is typing.Union or origin is types.UnionType:
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            return None
-        return _coerce(value, args[0], current, where)
-    if origin is typing.Literal:
-        if value not in typing.get_args(hint):
-            raise ImfaceError(None, f"{where} must be one of {typing.get_args(hint)}, got {value!r}")
-        return value
-    if hint is bool or (hint is None and isinstance(current, bool)):
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "yes", "on", "1"):
-            return True
-        if text in ("false", "no", "off", "0"):
-            return False
-        raise ImfaceError(None, f"{where} must be true or false, got {value!r}")
-    try:
-        if hint is int or (hint is None and isinstance(current, int)):
-            number = float(value) if isinstance(value, str) else value
-            if isinstance(number, bool) or float(number) != int(float(number)):
-                raise ValueError
-            return int(number)
-        if hint is float or (hint is None and isinstance(current, float)):
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-    except (TypeError, ValueError):
-        raise ImfaceError(None, f"{where} must be a number of type {getattr(hint, '__name__', hint)}, got {value!r}") from None
-    if hint is str or (hint is None and isinstance(current, str)):
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ImfaceError(None, f"{where} must be a string, got {value!r}")
-        return str(value)
-    if origin is tuple or isinstance(current, tuple):
-        if isinstance(value, str):
-            value = yaml.safe_load(value if value.strip().startswith("[") else f"[{value}]")
-        if not isinstance(value, (list, tuple)):
-            raise ImfaceError(None, f"{where} must be a list, got {value!r}")
-        args = typing.get_args(hint)
-        elem = args[0] if args else None
-        sample = current[0] if isinstance(current, tuple) and current else None
-        return tuple(_coerce(v, elem if elem is not Ellipsis else None, sample, f"{where}[]") for v in value)
-    return value
-
-
-def _from_dict(cls: type, raw: Any, where: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ImfaceError(None, f"{where or 'config'} must be a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    defaults = cls()
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ImfaceError(None, f"unknown config field(s) {', '.join(f'{where}.{u}'.lstrip('.') for u in unknown)}")
-    kwargs = {}
-    for name, value in raw.items():
-        hint, current = hints.get(name), getattr(defaults, name)
-        path = f"{where}.{name}".lstrip(".")
-        if dataclasses.is_dataclass(current):
-            kwargs[name] = _from_dict(type(current), value, path)
-        else:
-            kwargs[name] = _coerce(value, hint, current, path)
-    return cls(**kwargs)
+        return to_plain(dataclasses.asdict(self))
 
 
 def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:
     """Build a config from a (YAML) mapping; missing fields take their defaults, unknown ones are refused."""
-    config = _from_dict(ExperimentConfig, raw, "")
+    config = from_dict(ExperimentConfig, raw, "")
     for section in (config.model, config.loss, config.data, config.train):  # each section checks its own values
         if hasattr(section, "validate"):
             section.validate()
@@ -201,12 +119,7 @@ def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:
 
 def load_config(path: str | Path) -> ExperimentConfig:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ImfaceError(path, "no such config file") from None
-    except yaml.YAMLError as err:
-        raise ImfaceError(path, f"not valid YAML ({' '.join(str(err).split())})") from None
+    raw = load_yaml(path)
     try:
         return config_from_dict(raw or {})
     except ImfaceError as err:
@@ -214,7 +127,7 @@ def load_config(path: str | Path) -> ExperimentConfig:
 
 
 def save_config(config: ExperimentConfig, path: str | Path) -> None:
-    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    save_yaml(path, config.to_dict())
 
 
 def set_field(config: ExperimentConfig, dotted: str, value: Any) -> ExperimentConfig:

@@ -1,38 +1,18 @@
 """Model and loss configuration (plain dataclasses that round-trip through YAML).
 
-Training and data settings live in :mod:`imface.config.experiment`, which imports these.
+Training and data settings live in :mod:`imface.config.experiment`, which imports these;
+fitting settings in :mod:`imface.config.fit`.
 Defaults follow the paper (Sec. 3-4) and, where it defers to its supplement, the
 authors' released code.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any, Mapping, TypeVar
+from dataclasses import dataclass
+from typing import Any, Mapping
 
+from imface.config.parse import from_dict
 from imface.errors import ImfaceError
-
-#: Default free-space samples per scan and step of a fit (``imface fit --space-points``). A model
-#: trained on mostly surface samples is best fitted the same way: on held-out validation scans,
-#: fits with many free-space samples ended further from the scan (README "Training recipe").
-DEFAULT_FIT_SPACE_POINTS = 256
-#: Default Adam lr of a fit's codes, in units of the training codes' spread (``imface fit --lr``).
-#: Chosen on held-out validation identities of the benchmark data (README "Training recipe"):
-#: at 0.1 the 150-step fits had not converged (0.1 -> 1.0 was better on 32 of 32 scans, two models).
-DEFAULT_FIT_LR = 1.0
-
-#: Default robust distance (mm) of fits of raw meshes and point sets (``imface fit --robust``):
-#: in the second half of a fit, surface points farther than this from the fitted surface stop
-#: pulling. Chosen on validation identities (docs/fitting.md): cluttered, holed
-#: meshes fitted better in 9 of 9 cases than without it. Processed scans carry no clutter: 0.
-DEFAULT_FIT_ROBUST_MM = 5.0
-
-#: Scales tried by short fits for inputs whose unit the search found (``imface fit --scale-sweep``,
-#: :mod:`imface.fitting.scale_sweep`; 0: keep the search's scale, the person's size included).
-#: Off (docs/fitting.md): on six validation people and three models the sweep (7 scales) left
-#: scale within 2% where it was (26 of 72 inputs either way), cost Chamfer (meshes 0.689 ->
-#: 0.709 mm, one-view clouds 0.706 -> 0.728) and 12-16 s a fit; it had looked right on two people.
-DEFAULT_SCALE_SWEEP = 0
 
 _WARPS = ("se3", "translation")
 _DEFORMATIONS = ("disentangled", "joint")
@@ -120,7 +100,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "ModelConfig":
         """Build from a YAML/JSON mapping; unknown keys are an error, lists become tuples."""
-        return _from_dict(cls, values, "model").validate()
+        return from_dict(cls, values, "model").validate()
 
 
 @dataclass
@@ -151,32 +131,9 @@ class LossConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "LossConfig":
-        return _from_dict(cls, values, "loss").validate()
+        return from_dict(cls, values, "loss").validate()
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ImfaceError(None, f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-
-
-_T = TypeVar("_T")
-
-
-def _from_dict(cls: type[_T], values: Mapping[str, Any], section: str) -> _T:
-    if not isinstance(values, Mapping):
-        raise ImfaceError(None, f"{section} config must be a mapping, got {type(values).__name__}")
-    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ImfaceError(None, f"unknown {section} config keys: {', '.join(unknown)}")
-    converted = {}
-    for key, value in values.items():
-        default = getattr(cls, key, None) if known[key].default is not dataclasses.MISSING else None
-        if isinstance(value, list):
-            value = tuple(value)
-        elif isinstance(default, bool) and not isinstance(value, bool):
-            raise ImfaceError(None, f"{section}.{key} must be true or false, got {value!r}")
-        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        converted[key] = value
-    return cls(**converted)

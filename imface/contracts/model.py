@@ -22,8 +22,8 @@ import safetensors.torch
 import torch
 
 from imface.config.experiment import ExperimentConfig, load_config, save_config
-from imface.contracts.experiment import (CODES_NAME, CONFIG_NAME, CodeTables, load_weights, read_code_tables,
-                                         read_json, save_weights, write_code_tables)
+from imface.contracts.experiment import (CODES_NAME, CONFIG_NAME, CodeTables, load_weights, read_code_tables, read_json,
+                                         save_weights, write_code_tables)
 from imface.errors import ImfaceError
 from imface.io.atomic import atomic_path, write_json
 from imface.io.hashing import sha256_file

@@ -27,15 +27,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from imface.fitting.outputs import TARGET_NAME, read_fits_index
-from imface.errors import ImfaceError
-from imface.ops.ground_truth_crop import crop_like_ground_truth
-from imface.io.atomic import write_json
 from imface.contracts.dataset import MANIFEST_NAME, Manifest, read_manifest
+from imface.contracts.dataset import MESH_NAME as GROUND_TRUTH_NAME
+from imface.contracts.fits import MESH_NAME as RECONSTRUCTION_NAME
+from imface.contracts.fits import TARGET_NAME, read_fits_index
+from imface.errors import ImfaceError
+from imface.fitting.inputs import read_input_geometry
+from imface.io.atomic import write_json
 from imface.io.mesh import read_mesh
+from imface.ops.ground_truth_crop import crop_like_ground_truth
 from imface.ops.metrics import evaluate_reconstruction
 
-GROUND_TRUTH_NAME = "mesh.ply"
 SUMMARY_NAME = "summary.json"
 ICP_ITERATIONS = 20
 #: Summary columns: key in ``ReconstructionMetrics.to_dict()`` -> table heading.
@@ -53,7 +55,6 @@ SUMMARY_METRICS = {
 @dataclass
 class ScanJob:
     """One scan to score: where its files are and its labels (None when unknown)."""
-
     name: str
     reconstruction: Path
     ground_truth: Path | None
@@ -65,7 +66,6 @@ class ScanJob:
 @dataclass
 class ScanResult:
     """The outcome of one scan: ``metrics`` (ReconstructionMetrics.to_dict()) or ``error``."""
-
     name: str
     identity: str | None
     expression: str | None
@@ -79,7 +79,6 @@ class ScanResult:
 @dataclass
 class EvalSummary:
     """All scans' results with mean/median statistics per group (see :func:`group_statistics`)."""
-
     out_dir: Path
     settings: dict[str, Any]
     results: list[ScanResult]
@@ -211,7 +210,6 @@ def _score(job: ScanJob, settings: dict[str, Any]) -> ScanResult:
     try:
         reconstruction = read_mesh(job.reconstruction)
         if job.ground_truth.name == TARGET_NAME:  # a fit's own input: a mesh or a point set
-            from imface.fitting.inputs import read_input_geometry
 
             gt_vertices, _, gt_faces = read_input_geometry(job.ground_truth)
         else:
@@ -241,7 +239,7 @@ def evaluate_folder(
     out_dir: str | Path | None = None,
     *,
     data_dir: str | Path | None = None,
-    recon_name: str = "mesh.ply",
+    recon_name: str = RECONSTRUCTION_NAME,
     num_points: int = 250_000,
     seed: int = 0,
     crop: bool = True,

@@ -21,17 +21,25 @@ from typing import Sequence
 
 import numpy as np
 
+from imface.baselines.fitting import fit_to_points
+from imface.baselines.io import load_model
+from imface.contracts.fits import MESH_NAME, MESH_RAW_NAME, PREVIEW_NAME, TARGET_NAME, write_fit, write_fits_index
 from imface.errors import ImfaceError
+from imface.fitting.align import prepare_poses
+from imface.fitting.inputs import gather_targets
+from imface.fitting.outputs import index_entry, raw_vertices, target_in_model_space
+from imface.fitting.preview import stack_previews, write_preview
+from imface.io.mesh import write_mesh
+from imface.ops.normals import vertex_normals
+from imface.ops.sdf_sampling import sample_surface
 
 
 def mean_face_front(model, count: int = 20_000) -> np.ndarray:
     """``count`` points (M, 3) sampled on a baseline's mean mesh where it faces +z inside the unit
     sphere, model units (samples, not vertices: a coarse mesh's vertices are too sparse a template)."""
-    from imface.baselines.fitting import vertex_normals
-    from imface.ops.sdf_sampling import sample_surface
 
     vertices = model.reconstruct(model.initial_coefficients())
-    front = (vertex_normals(vertices, model.faces)[:, 2] > 0.0) & (np.linalg.norm(vertices, axis=1) <= 1.0)
+    front = (vertex_normals(vertices, model.faces, weighting="area")[:, 2] > 0.0) & (np.linalg.norm(vertices, axis=1) <= 1.0)
     faces = model.faces[front[model.faces].all(axis=1)]
     if len(faces) < 100:
         faces = model.faces
@@ -44,12 +52,6 @@ def fit_baseline_inputs(model_path: str | Path, inputs: Sequence[str | Path], ou
                         seed: int = 0, preview: bool = False, settings=None) -> list[dict]:
     """Fit a saved baseline to raw meshes / point sets; returns one summary dict per scan
     (name, rms, seconds, unit, alignment). Raises ImfaceError naming the file for bad input."""
-    from imface.baselines.fitting import fit_to_points
-    from imface.baselines.io import load_model
-    from imface.fitting import outputs as fit_io
-    from imface.fitting.inputs import gather_targets, prepare_poses
-    from imface.io.atomic import write_json
-    from imface.io.mesh import write_ply
 
     out_dir = Path(out_dir)
     model = load_model(model_path)
@@ -70,17 +72,16 @@ def fit_baseline_inputs(model_path: str | Path, inputs: Sequence[str | Path], ou
             raise ImfaceError(target.source, f"fitting {model.name} failed: {err}") from None
         seconds = time.perf_counter() - started
         folder = out_dir / target.name
-        write_ply(folder / "mesh.ply", result.vertices, model.faces)
-        raw = fit_io.raw_vertices(target, result.vertices, rotation, translation)
+        write_mesh(folder / MESH_NAME, result.vertices, model.faces)
+        raw = raw_vertices(target, result.vertices, rotation, translation)
         if raw is not None:
-            write_ply(folder / "mesh_raw.ply", raw, model.faces)
-        target_vertices, target_faces = fit_io.target_in_model_space(target, rotation, translation)
-        fit_io.write_target(folder / fit_io.TARGET_NAME, target_vertices, target_faces)
+            write_mesh(folder / MESH_RAW_NAME, raw, model.faces)
+        target_vertices, target_faces = target_in_model_space(target, rotation, translation)
+        write_mesh(folder / TARGET_NAME, target_vertices, target_faces)
         if preview:
-            from imface.fitting.preview import write_preview
 
             write_preview(folder, target.name, target_vertices, target_faces, result.vertices, model.faces)
-        write_json(folder / fit_io.FIT_NAME, {
+        write_fit(folder, {
             "name": target.name, "source": str(target.source), "kind": target.kind, "model": str(model_path),
             "model_name": model.name, "latent_size": model.latent_size, "seconds": seconds,
             "coefficients": {k: np.asarray(v).tolist() for k, v in result.coefficients.items()},
@@ -91,12 +92,11 @@ def fit_baseline_inputs(model_path: str | Path, inputs: Sequence[str | Path], ou
                        "fit_translation": result.translation.tolist(), "mesh_raw": raw is not None,
                        "alignment": target.alignment},
         })
-        entries.append(fit_io.index_entry(target))
+        entries.append(index_entry(target))
         rows.append({"name": target.name, "rms": result.history[-1]["rms"], "seconds": seconds, "unit": target.unit,
                      "alignment": target.alignment})
-    fit_io.write_fits_index(out_dir, str(model_path), False, entries)
+    write_fits_index(out_dir, str(model_path), False, entries, method=model.name)
     if preview:
-        from imface.fitting.preview import PREVIEW_NAME, stack_previews
 
         stack_previews([out_dir / e["folder"] / PREVIEW_NAME for e in entries], out_dir / PREVIEW_NAME)
     return rows

@@ -16,65 +16,19 @@ at 1e-4. Samples are redrawn every step.
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
 import math
+import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM, DEFAULT_FIT_SPACE_POINTS, DEFAULT_SCALE_SWEEP
-from imface.frame import MM_PER_UNIT
-from imface.fitting import outputs as fit_io
+from imface.config.fit import FitSettings
 from imface.fitting import code_space
 from imface.fitting.inputs import FitTarget
-from imface.fitting.outputs import ScanFit
+from imface.fitting.outputs import TERMS
 from imface.ops.se3 import se3_exp
-
-TERMS = ("total", "sdf", "normal", "eikonal", "embedding", "landmark", "prior")
-
-
-@dataclass
-class FitSettings:
-    """Everything that changes a fit's result. ``surface_points`` / ``space_points``: samples per
-    scan and step; ``pose_lr``: Adam lr of the pose twist (radians, model units); ``near_sigma``:
-    model units, the jitter of the Eikonal points of surface-only scans; ``landmarks``: use the
-    landmark term when the scan has landmarks; ``resolution``: output mesh grid.
-    ``robust_distance`` (model units, 0: off): surface points farther than this from the
-    fitted surface stop pulling (truncated L1) in the second half of the fit, once the codes
-    have found the face: clutter the crop kept (hair, a collar) and outliers. ``code_prior``:
-    weight of a Mahalanobis prior on the codes, the mean squared code in units of the training
-    codes' spread (0: only the paper's embedding term). ``scale_lr``: Adam lr of the log-scale
-    of scans whose unit the similarity search found (``--unit auto``), refined with the codes and
-    the pose (0: the search's scale is kept). ``code_basis``: the axes the codes move along,
-    ``diagonal`` or ``principal`` (:mod:`imface.fitting.code_space`). ``scale_sweep``: for those
-    scans, short fits (``scale_sweep_steps``, 0: ``steps``) at this many scales spread evenly in
-    log scale within ``1 +- scale_sweep_range`` of the search's choose the scale the fit runs at
-    (:mod:`imface.fitting.scale_sweep`; 0: off)."""
-
-    steps: int = 200
-    lr: float = DEFAULT_FIT_LR
-    final_lr_fraction: float = 0.05
-    pose_lr: float = 2.0e-3
-    surface_points: int = 2048
-    space_points: int = 2048
-    landmarks: bool = True
-    near_sigma: float = 0.03
-    resolution: int = 128
-    seed: int = 0
-    robust_distance: float = 0.0
-    code_prior: float = 0.0
-    scale_lr: float = 0.0
-    code_basis: str = "diagonal"
-    scale_sweep: int = DEFAULT_SCALE_SWEEP
-    scale_sweep_range: float = 0.075
-    scale_sweep_steps: int = 60
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -112,8 +66,6 @@ def _permutations(counts: torch.Tensor, width: int, seeds: list[int]) -> torch.T
 
 
 def _scan_seed(name: str, seed: int) -> int:
-    import zlib
-
     return (zlib.crc32(name.encode()) + 7919 * seed) % (2**31)
 
 
@@ -302,157 +254,3 @@ def optimise(model: torch.nn.Module, targets: list[FitTarget], settings: FitSett
         if callback is not None and ((callback_every and done % callback_every == 0) or done == settings.steps):
             callback(done, state())
     return state(), history
-
-
-def scan_sdf(model: torch.nn.Module, id_code: torch.Tensor, exp_code: torch.Tensor, neutral: bool,
-             device: str | torch.device = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
-    """f(p) of one scan's codes: (N, 3) model units -> (N,) model units (for extract_mesh)."""
-    device = torch.device(device)
-    ids, exps = id_code.to(device).reshape(1, -1), exp_code.to(device).reshape(1, -1)
-    flag = torch.tensor([bool(neutral)], device=device)
-
-    def sdf(points: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return model.sdf(points.to(device)[None], ids, exps, flag)[0]
-
-    return sdf
-
-
-def fitted_mesh(model: torch.nn.Module, id_code: torch.Tensor, exp_code: torch.Tensor, neutral: bool,
-                resolution: int = 128, device: str | torch.device = "cpu"):
-    """The fitted surface as a trimesh.Trimesh in model units (coarse-to-fine marching cubes)."""
-    from imface.ops.marching_cubes import extract_mesh
-
-    return extract_mesh(scan_sdf(model, id_code, exp_code, neutral, device), resolution, device=device)
-
-
-def _run_settings(settings: FitSettings, model_path: Path, same_identity: bool, options: dict) -> dict:
-    return {**settings.to_dict(), "model": str(model_path), "same_identity": same_identity, **options}
-
-
-def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: int = 200, points: int = 2048,
-        space_points: int = DEFAULT_FIT_SPACE_POINTS,
-        lr: float = DEFAULT_FIT_LR, landmarks: bool = True, resolution: int = 128, split: str = "test",
-        scans: list[str] | None = None, neutral: str = "auto", unit: str = "auto", pose: str = "auto",
-        device: str = "cpu", batch_size: int = 16, seed: int = 0, metrics_points: int = 50_000,
-        preview: bool = False, progress: bool = False, robust_distance: float | None = None,
-        code_prior: float = 0.0, scale_lr: float = 0.0, code_basis: str = "diagonal",
-        scale_sweep: int = DEFAULT_SCALE_SWEEP) -> list[ScanFit]:
-    """Fit codes (and poses) to new scans and write the fits folder ``out_dir`` (see
-    :mod:`imface.fitting.outputs`). Re-running skips scans already fitted with the same settings.
-
-    model_or_path: an experiment / exported model folder or a loaded model; inputs: a path or
-    paths (see :mod:`imface.fitting.inputs`); same_identity: one z_id per identity;
-    steps / points / space_points / lr: the schedule (points: surface samples per scan and step;
-    space_points: free-space samples, or jittered surface points for surface-only input);
-    neutral: auto | yes | no for scans whose neutrality is unknown; unit: auto | model | mm |
-    cm | m for landmark-free input; pose: auto | fit | none; batch_size: scans per batch;
-    metrics_points: samples for the quick metrics in each fit.json (0: none, e.g. when
-    :func:`imface.eval.evaluate.evaluate_folder` scores the fits afterwards); preview: write each
-    scan's ``preview.png`` (target | fit | error, front and side) and the sheet ``out_dir/preview.png``;
-    robust_distance, code_prior, scale_lr, code_basis, scale_sweep: see :class:`FitSettings`; robust_distance None:
-    ``DEFAULT_FIT_ROBUST_MM`` when any input is a raw mesh or point set, else 0 (processed scans).
-    """
-    import time
-
-    from imface.fitting.inputs import gather_targets, prepare_poses, rescale_target
-    from imface.fitting.preview import PREVIEW_NAME
-    from imface.errors import ImfaceError
-
-    for name, value, low in (("--steps", steps, 1), ("--points", points, 16), ("--space-points", space_points, 1),
-                             ("--resolution", resolution, 16),
-                             ("batch_size", batch_size, 1)):
-        if value < low:
-            raise ImfaceError(None, f"{name} must be >= {low}, got {value}")
-    if not lr > 0:
-        raise ImfaceError(None, f"--lr must be > 0, got {lr}")
-    if not scale_lr >= 0:
-        raise ImfaceError(None, f"--scale-lr must be >= 0, got {scale_lr}")
-    if scale_sweep < 0 or scale_sweep in (1, 2):
-        raise ImfaceError(None, f"--scale-sweep must be 0 (off) or >= 3 scales, got {scale_sweep}")
-    if robust_distance is not None and not robust_distance >= 0:
-        raise ImfaceError(None, f"--robust must be >= 0, got {robust_distance}")
-    if code_basis not in code_space.CODE_BASES:
-        raise ImfaceError(None, f"--code-basis must be one of {', '.join(code_space.CODE_BASES)}, got {code_basis!r}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    out_dir = Path(out_dir)
-    loaded = fit_io.load_model(model_or_path, device)
-    model = loaded.model.to(device).eval().requires_grad_(False)
-    targets = gather_targets(inputs, work_dir=out_dir, split=split, scans=scans, unit=unit, pose=pose, neutral=neutral)
-    if robust_distance is None:  # clutter and outliers come with raw input, not with processed scans
-        raw = any(t.kind != "processed" for t in targets)
-        robust_distance = DEFAULT_FIT_ROBUST_MM / MM_PER_UNIT if raw else 0.0
-    settings = FitSettings(steps=steps, lr=lr, surface_points=points, space_points=space_points, landmarks=landmarks,
-                           resolution=resolution, seed=seed, robust_distance=robust_distance, code_prior=code_prior,
-                           scale_lr=scale_lr, code_basis=code_basis, scale_sweep=scale_sweep)
-    run = _run_settings(settings, loaded.path, same_identity, {"neutral": neutral, "unit": unit, "pose": pose})
-    identities = sorted({t.identity for t in targets})
-    group_of = {t.name: (identities.index(t.identity) if same_identity else i) for i, t in enumerate(targets)}
-    done = {t.name for t in targets if (fit_io.read_fit(out_dir / t.name) or {}).get("settings") == run
-            and (out_dir / t.name / fit_io.CODES_NAME).is_file()
-            and (not preview or (out_dir / t.name / PREVIEW_NAME).is_file())}
-    # Scans sharing a z_id are fitted together, so a group with any scan left is refitted whole.
-    pending_groups = {group_of[t.name] for t in targets if t.name not in done}
-    pending = [t for t in targets if group_of[t.name] in pending_groups]
-
-    @functools.cache
-    def mean_face() -> np.ndarray:
-        """The mean face's front surface (M, 3), model units: the search's template."""
-        stats = loaded.code_stats
-        mesh = fitted_mesh(model, stats["id_mean"], stats["exp_mean"], True, resolution=64, device=device)
-        vertices = np.asarray(mesh.vertices)
-        front = (np.asarray(mesh.vertex_normals)[:, 2] > 0.0) & (np.linalg.norm(vertices, axis=1) <= 1.0)
-        return vertices[front] if front.sum() >= 100 else vertices
-
-    prepare_poses(pending, mean_face)
-    swept = [t for t in pending if t.fit_scale]
-    if settings.scale_sweep and swept:
-        from imface.fitting.scale_sweep import sweep_scales
-
-        sweep_scales(model, swept, settings, loaded.code_stats, loaded.experiment.loss, mean_face(),
-                     device=torch.device(device), batch_size=batch_size, optimise=optimise)
-    chunks: list[list[FitTarget]] = []
-    for group in sorted(pending_groups):  # scans of one group stay in one chunk
-        members = [t for t in pending if group_of[t.name] == group]
-        if chunks and len(chunks[-1]) + len(members) <= batch_size:
-            chunks[-1] += members
-        else:
-            chunks.append(members)
-    results: dict[str, ScanFit] = {}
-    weights = loaded.experiment.loss
-    for chunk in chunks:
-        local = {g: i for i, g in enumerate(dict.fromkeys(group_of[t.name] for t in chunk))}
-        started = time.perf_counter()
-        state, history = optimise(model, chunk, settings, loaded.code_stats, weights,
-                                  groups=[local[group_of[t.name]] for t in chunk], device=device)
-        seconds = time.perf_counter() - started
-        entries = []
-        for row, target in enumerate(chunk):  # per-scan file output, not the optimisation
-            if target.fit_scale and settings.scale_lr > 0:
-                rescale_target(target, float(state.scale[row]))
-            results[target.name] = fit_io.write_scan_outputs(
-                model, target, state, row, history[:, row], settings, run, seconds, out_dir, device, metrics_points,
-                preview)
-            entries.append(fit_io.index_entry(target))
-            if progress:
-                found = target.alignment
-                aligned = "" if found is None else (
-                    f", {found['mm_per_input_unit']:.4g} mm per input unit ({found['unit']}), "
-                    f"alignment residual {found['residual_mm']:.2f} mm, coverage {100 * found['coverage']:.0f}%"
-                    + ("" if "scale_sweep" not in found else
-                       f", scale {found['scale_sweep']['chosen']:.3f} x the search's, chosen by "
-                       f"{len(found['scale_sweep']['factors'])} short fits"))
-                print(f"fitted {target.name} ({seconds:.1f} s, sdf {history[-1, row, 1]:.4g}{aligned})")
-        fit_io.write_fits_index(out_dir, str(loaded.path), same_identity, entries)
-    for target in targets:
-        if target.name not in results:
-            results[target.name] = fit_io.read_scan_fit(out_dir, target)
-    if not pending:
-        fit_io.write_fits_index(out_dir, str(loaded.path), same_identity, [fit_io.index_entry(t) for t in targets])
-    if preview:
-        from imface.fitting.preview import stack_previews
-
-        folders = [e["folder"] for e in (fit_io.read_fits_index(out_dir, missing_ok=True) or {}).get("scans", [])]
-        stack_previews([out_dir / f / PREVIEW_NAME for f in folders], out_dir / PREVIEW_NAME)  # every scan of the folder
-    return [results[t.name] for t in targets]

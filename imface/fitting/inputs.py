@@ -34,7 +34,7 @@ from typing import Sequence
 import numpy as np
 import trimesh
 
-from imface.contracts.dataset import read_manifest
+from imface.contracts.dataset import MESH_NAME, read_manifest
 from imface.errors import ImfaceError
 from imface.fitting.face_check import check_face_like
 from imface.frame import MM_PER_INPUT_UNIT, MM_PER_UNIT
@@ -139,8 +139,8 @@ def processed_target(folder: Path, name: str, identity: str, expression: str, ne
     except (OSError, ValueError):
         meta = None
     mesh = None
-    if (folder / "mesh.ply").is_file():
-        read = read_mesh(folder / "mesh.ply")
+    if (folder / MESH_NAME).is_file():
+        read = read_mesh(folder / MESH_NAME)
         mesh = (read.vertices, read.faces)
     return FitTarget(
         name=name, identity=identity, expression=expression, neutral=neutral, source=folder, kind=kind,

@@ -12,11 +12,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from imface.contracts.fits import PREVIEW_NAME
 from imface.frame import MM_PER_UNIT
+from imface.ops.colors import error_colors
+from imface.ops.contact_sheet import contact_sheet, save_png
+from imface.ops.ground_truth_crop import crop_like_ground_truth
+from imface.ops.metrics import surface_distance_mm
+from imface.ops.neighbourhoods import distance_to_sampled_surface
+from imface.ops.render import render_mesh
 
 ERROR_RANGE_MM = 5.0
-PREVIEW_NAME = "preview.png"
 CELL = (256, 256)
 COLUMNS = ("target", "fit (cropped like the target)", f"error 0-{ERROR_RANGE_MM:g} mm")
 
@@ -28,11 +35,6 @@ def preview_row(target_vertices: np.ndarray, target_faces: np.ndarray | None, fi
     target: (V, 3) model units, model space, with faces (F, 3) or None (a point set);
     fit: the fitted mesh (V', 3) / (F', 3) in the same frame.
     """
-    from imface.ops.ground_truth_crop import crop_like_ground_truth
-    from imface.ops.metrics import surface_distance_mm
-    from imface.ops.neighbourhoods import distance_to_sampled_surface
-    from imface.ops.colors import error_colors
-    from imface.ops.render import render_mesh
 
     try:
         vertices, faces = crop_like_ground_truth(fit_vertices, fit_faces)
@@ -62,19 +64,15 @@ def column_labels(views: tuple[str, ...] = ("front", "side")) -> list[str]:
 def write_preview(folder: Path, name: str, target_vertices: np.ndarray, target_faces: np.ndarray | None,
                   fit_vertices: np.ndarray, fit_faces: np.ndarray) -> tuple[list[np.ndarray], str]:
     """Write ``folder/preview.png`` (one row, front and side); returns the row and its label."""
-    from imface.ops.contact_sheet import contact_sheet, save_png
-
     cells, median = preview_row(target_vertices, target_faces, fit_vertices, fit_faces)
     label = f"{name}\nmedian fit-to-input {median:.2f} mm"
     save_png(folder / PREVIEW_NAME, contact_sheet([cells], row_labels=[label], col_labels=column_labels()))
     return cells, label
 
 
-def write_sheet(png: Path, rows: list[list[np.ndarray]], labels: list[str], title: str,
+def write_preview_sheet(png: Path, rows: list[list[np.ndarray]], labels: list[str], title: str,
                 views: tuple[str, ...] = ("front", "side")) -> Path:
     """A contact sheet of preview rows (one per scan)."""
-    from imface.ops.contact_sheet import contact_sheet, save_png
-
     save_png(png, contact_sheet(rows, row_labels=labels, col_labels=column_labels(views), title=title))
     return png
 
@@ -82,9 +80,7 @@ def write_sheet(png: Path, rows: list[list[np.ndarray]], labels: list[str], titl
 def stack_previews(pngs: list[Path], png: Path) -> Path | None:
     """The contact sheet of a fits folder: the scans' preview rows stacked (those that exist);
     None when there are none."""
-    from PIL import Image
 
-    from imface.ops.contact_sheet import save_png
 
     rows = [np.asarray(Image.open(p).convert("RGB")) for p in pngs if p.is_file()]
     if not rows:

@@ -31,12 +31,14 @@ import dataclasses
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 from imface.config import DEFAULT_FIT_ROBUST_MM
-from imface.frame import MM_PER_UNIT
 from imface.fitting.align import rescale_target
 from imface.fitting.inputs import FitTarget
+from imface.frame import MM_PER_UNIT
 from imface.ops.neighbourhoods import distance_to_sampled_surface
+from imface.ops.similarity_search import refine_pose
 
 #: Points of each input scored after the fits (a fixed subset, the same for every scale).
 SCORE_POINTS = 8192
@@ -81,7 +83,6 @@ def scaled_pose(target: FitTarget, factor: float, template: np.ndarray) -> tuple
     then rigidly re-fitted to the mean face's front points ``template`` (M, 3) at that scale
     (scaling alone leaves the face off where the mean face would hold it: on a validation mesh,
     60-step fits then scored best at the search's scale, re-fitted at the true one)."""
-    from imface.ops.similarity_search import refine_pose
 
     pivot = _pivot(target)
     translation = factor * np.asarray(target.init_translation) + (1 - factor) * pivot
@@ -92,7 +93,6 @@ def scaled_pose(target: FitTarget, factor: float, template: np.ndarray) -> tuple
 def face_points(target: FitTarget, template: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Up to ``SCORE_POINTS`` of the target's points (N, 3) within ``FACE_DISTANCE`` of the mean
     face's front points ``template`` (M, 3) under the search's pose (all points if fewer than 100 are)."""
-    from scipy.spatial import cKDTree
 
     points = np.asarray(target.surface_points)
     near = cKDTree(template).query(_posed(points, target), distance_upper_bound=FACE_DISTANCE)[0] <= FACE_DISTANCE
@@ -105,7 +105,6 @@ def covered_template(target: FitTarget, template: np.ndarray) -> np.ndarray:
     """The mean face's front points (M, 3) that the input covers as the search posed it (within
     ``FACE_DISTANCE`` of an input point): where a fit can be measured back to the input without
     rewarding an input grown over parts it never saw (a one-view cloud). All if under 100 are."""
-    from scipy.spatial import cKDTree
 
     near = cKDTree(_posed(target.surface_points, target)).query(template, distance_upper_bound=FACE_DISTANCE)[0] <= FACE_DISTANCE
     return template[near] if near.sum() >= 100 else template

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import trimesh
 
 from imface.errors import ImfaceError
 from imface.io.atomic import atomic_path
 
 MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl")
+WRITE_FORMATS = ("ply", "obj")
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,6 @@ def read_mesh(path: str | os.PathLike) -> MeshArrays:
     mesh, and for NaN/inf vertex coordinates: such scans are refused rather than
     silently patched, because a NaN vertex usually means a broken export.
     """
-    import trimesh
 
     mesh_path = Path(path)
     if not mesh_path.is_file():
@@ -92,12 +93,30 @@ def clean_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.
     return unique[used], remap[faces]
 
 
-def write_ply(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray) -> None:
-    """Write a binary PLY atomically. vertices: (V, 3) float (stored float32); faces: (F, 3) int."""
-    import trimesh
+def write_mesh(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray | None = None,
+               colors: np.ndarray | None = None) -> Path:
+    """Write a mesh, or a point cloud when ``faces`` is None, atomically; returns the path.
 
-    mesh = trimesh.Trimesh(
-        vertices=np.asarray(vertices, dtype=np.float32), faces=np.asarray(faces, dtype=np.int64), process=False
-    )
+    The suffix chooses the format: ``.ply`` (binary, vertices stored float32) or ``.obj`` (text;
+    meshes only). vertices: (V, 3) float; faces: (F, 3) int; colors: optional (V, 3) in [0, 1].
+    """
+
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in WRITE_FORMATS or (faces is None and fmt != "ply"):
+        raise ImfaceError(path, f"unsupported mesh format {fmt!r}; use .ply or .obj (point clouds: .ply)")
+    kwargs = {}
+    if colors is not None:
+        kwargs["vertex_colors"] = np.round(np.clip(colors, 0.0, 1.0) * 255).astype(np.uint8)
+    vertices = np.asarray(vertices, dtype=np.float32 if fmt == "ply" else np.float64)
+    if faces is None:
+        geometry = trimesh.PointCloud(vertices, colors=kwargs.get("vertex_colors"))
+    else:
+        geometry = trimesh.Trimesh(vertices=vertices, faces=np.asarray(faces, dtype=np.int64), process=False, **kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        mesh.export(tmp, file_type="ply", encoding="binary")
+        if fmt == "ply":
+            geometry.export(tmp, file_type="ply", encoding="binary")
+        else:
+            geometry.export(tmp, file_type="obj", include_normals=False, include_texture=False)
+    return path

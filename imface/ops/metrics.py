@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
+import igl
 import numpy as np
 from scipy.spatial import cKDTree
 
@@ -50,7 +51,6 @@ def surface_distance_mm(vertices: np.ndarray, target_vertices: np.ndarray, targe
                         mm_per_unit: float = 100.0) -> np.ndarray:
     """Unsigned distance (N,) in mm from points (N, 3) to a triangle mesh (V, 3) / (F, 3), all in
     the same unit (model units by default: ``mm_per_unit`` 100)."""
-    import igl
 
     squared, _, _ = igl.point_mesh_squared_distance(
         np.asarray(vertices, dtype=np.float64), np.asarray(target_vertices, dtype=np.float64),

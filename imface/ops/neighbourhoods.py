@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 
 def local_covariances(points: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     """Scatter matrices (N, 3, 3) of each point's ``count`` nearest points (itself included),
     about their mean, and the distances to them (N, count), nearest first (0: the point itself).
     ``count`` is capped at N."""
-    from scipy.spatial import cKDTree
 
     points = np.asarray(points, dtype=np.float64)
     distance, index = cKDTree(points).query(points, k=min(count, len(points)))
@@ -29,7 +29,6 @@ def distance_to_sampled_surface(queries: np.ndarray, points: np.ndarray, neighbo
     plane of the nearest point (:func:`local_planes`), plus how far along that plane the query
     lies beyond the point's sampling spacing. Unlike the distance to the nearest point, the gaps
     between a sparse set's points count nothing, while a query past the set's border still does."""
-    from scipy.spatial import cKDTree
 
     points, queries = np.asarray(points, dtype=np.float64), np.asarray(queries, dtype=np.float64)
     normals, spacing = local_planes(points, neighbours)

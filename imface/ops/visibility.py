@@ -25,10 +25,12 @@ def unit_direction(direction: Sequence[float] | np.ndarray) -> np.ndarray:
 def ray_intersector(mesh: trimesh.Trimesh):
     """Embree (via trimesh + embreex) when available, else trimesh's pure-numpy intersector."""
     try:
+        # here: the fallback needs the import to fail at call time
         from trimesh.ray.ray_pyembree import RayMeshIntersector
 
         return RayMeshIntersector(mesh)
     except ImportError:  # embreex missing: correct but much slower
+        # here: the fallback needs the import to fail at call time
         from trimesh.ray.ray_triangle import RayMeshIntersector
 
         return RayMeshIntersector(mesh)

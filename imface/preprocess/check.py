@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 
+import igl
 import numpy as np
+import trimesh
 
+from imface.contracts.dataset import MESH_NAME, Manifest, read_manifest
 from imface.errors import ImfaceError
-from imface.contracts.dataset import Manifest, read_manifest
+from imface.io.mesh import read_mesh
+from imface.threads import init_worker_process
 
 POINT_ARRAYS = {  # name -> trailing shape
     "surface_points": (3,), "surface_normals": (3,), "space_points": (3,), "space_sdf": (), "space_grad": (3,),
@@ -28,7 +34,6 @@ NEAR_ARRAYS = {"near_points": (3,), "near_sdf": (), "near_grad": (3,)}
 @dataclass
 class CheckReport:
     """Problems found (each ``path: problem``) and dataset counts."""
-
     root: Path
     scans: int = 0
     identities: int = 0
@@ -91,8 +96,6 @@ def _unit_rows(path: Path, vectors: np.ndarray, what: str, problems: list[str], 
 
 def _surface_height(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Height z of the height-field mesh below/above each point (N,), NaN where x-y is outside it."""
-    import trimesh
-
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     origins = points.copy()
     origins[:, 2] = vertices[:, 2].max() + 1.0
@@ -114,9 +117,7 @@ def check_scan(
     max_sign_violation_fraction: float = 0.001, distance_tol: float = 1e-4,
 ) -> tuple[list[str], dict[str, int]]:
     """Problems of one processed scan folder, and its sample counts."""
-    import igl
 
-    from imface.io.mesh import read_mesh
 
     problems: list[str] = []
     arrays = {name: _load(folder, name, shape, problems) for name, shape in POINT_ARRAYS.items()}
@@ -129,7 +130,7 @@ def check_scan(
             problems.append(f"{folder}: {prefix} arrays differ in length {sorted(lengths)}")
             return problems, counts
     try:
-        mesh = read_mesh(folder / "mesh.ply")
+        mesh = read_mesh(folder / MESH_NAME)
     except ImfaceError as err:
         problems.append(str(err))
         mesh = None
@@ -208,10 +209,7 @@ def check_dataset(data_dir: str | os.PathLike, max_surface_checks: int = 20_000,
     )
     jobs = [(manifest.folder(scan), max_surface_checks) for scan in manifest.scans]
     if workers > 1 and len(jobs) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
 
-        from imface.threads import init_worker_process
 
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=init_worker_process) as pool:
             outcomes = list(pool.map(_check_one, jobs, chunksize=4))

@@ -15,13 +15,14 @@ from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from imface.preprocess.layouts import ScanSource, discover_scans
-from imface.preprocess.scan import (
-    FORMAT_VERSION, META_NAME, STAGES, PreprocessConfig, ScanResult, preprocess_scan, scan_output_dir, source_hashes,
-)
-from imface.errors import ImfaceError
-from imface.threads import init_worker_process
+from tqdm import tqdm
+
 from imface.contracts.dataset import ManifestScan, make_split, write_manifest
+from imface.errors import ImfaceError
+from imface.preprocess.layouts import ScanSource, discover_scans
+from imface.preprocess.scan import (FORMAT_VERSION, META_NAME, STAGES, PreprocessConfig, ScanResult, preprocess_scan,
+                                    scan_output_dir, source_hashes)
+from imface.threads import init_worker_process
 
 __all__ = [
     "PreprocessConfig", "PreprocessSummary", "ScanResult", "choose_test_identities", "preprocess_dataset",
@@ -32,7 +33,6 @@ __all__ = [
 @dataclass
 class PreprocessSummary:
     """What a batch did. ``results`` follow the sorted scan order of this shard."""
-
     results: list[ScanResult]
     manifest_path: Path | None
     seconds: float
@@ -183,7 +183,6 @@ def preprocess_dataset(
     complete scans of the dataset (including other shards' work). Raises
     :class:`ImfaceError` only for problems with the dataset as a whole.
     """
-    from tqdm import tqdm
 
     config = config or PreprocessConfig()
     started = time.perf_counter()

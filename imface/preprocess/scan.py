@@ -44,6 +44,7 @@ from imface.ops.crop import crop_to_sphere
 from imface.ops.heightfield import delaunay_heightfield
 from imface.ops.sdf_sampling import sample_in_sphere, sample_near_surface, sample_surface, signed_distance
 from imface.ops.visibility import remove_hidden_surface
+from imface.contracts.dataset import MESH_NAME
 
 FORMAT_VERSION = 1
 #: The paper's unseen expressions (Sec. 4): held out of training by default.
@@ -291,7 +292,7 @@ def _write_scan_files(out: Path, scan: ScanSource, config: PreprocessConfig, raw
     mesh_vertices, mesh_faces = mesh
     out.mkdir(parents=True, exist_ok=True)
     (out / META_NAME).unlink(missing_ok=True)  # the folder is incomplete until meta.json is rewritten
-    write_mesh(out / "mesh.ply", mesh_vertices, mesh_faces)
+    write_mesh(out / MESH_NAME, mesh_vertices, mesh_faces)
     registered_count = None
     if scan.registered_path is not None:
         registered = read_mesh(scan.registered_path)

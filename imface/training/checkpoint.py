@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from imface.errors import ImfaceError
+# The experiment contract's checkpoint names and weights I/O, also read through this module (``ckpt.*``).
 from imface.contracts.experiment import (CHECKPOINT_DIR, checkpoint_path, latest_checkpoint, list_checkpoints,
                                          load_weights, model_state, resume_path, save_weights)
+from imface.errors import ImfaceError
 from imface.io.atomic import atomic_path
 
 
@@ -118,3 +119,8 @@ def clone_state(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(clone_state(v) for v in obj)
     return obj
+
+
+__all__ = ["CHECKPOINT_DIR", "capture_rng_state", "checkpoint_path", "clone_state", "latest_checkpoint",
+           "list_checkpoints", "load_model_weights", "load_resume_state", "load_weights", "model_state",
+           "prune_checkpoints", "restore_rng_state", "resume_path", "save_resume_state", "save_weights", "to_device"]

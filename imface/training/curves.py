@@ -30,8 +30,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from imface.frame import MM_PER_UNIT
+from imface.contracts.dataset import MESH_NAME
 from imface.dataset import CodeTables, FaceScanDataset, ScanRecord
+from imface.frame import MM_PER_UNIT
+from imface.io.mesh import read_mesh
+from imface.io.plots import pyplot, save_figure
+from imface.ops.ground_truth_crop import crop_like_ground_truth
+from imface.ops.marching_cubes import EmptySurfaceError, extract_mesh
+from imface.ops.metrics import fscore
+from imface.ops.sdf_sampling import sample_surface, signed_distance
+from imface.training.writer import CURVES_JSONL, read_jsonl
 
 #: Held-back rows read per scan and array (all of them when fewer are held back).
 PROBE_POINTS = 2048
@@ -69,7 +77,6 @@ class _ProbeScan:
 
 class CurveProbe:
     """Measures the learning-curve figures of a few training scans (see the module docstring)."""
-
     def __init__(self, dataset: FaceScanDataset, codes: CodeTables, count: int, resolution: int,
                  device: torch.device) -> None:
         self.resolution = int(resolution)
@@ -87,12 +94,6 @@ class CurveProbe:
     def measure(self, model: torch.nn.Module) -> dict[str, float]:
         """The probe's figures, averaged over its scans (keys: ``surface_sdf_mm``, ``space_sdf_mm``,
         ``normal_deg``, ``eikonal``, ``chamfer_mm``, ``fscore@1mm``, ``seconds``)."""
-        from imface.fitting.fitter import scan_sdf
-        from imface.ops.ground_truth_crop import crop_like_ground_truth
-        from imface.ops.marching_cubes import EmptySurfaceError, extract_mesh
-        from imface.ops.metrics import fscore
-        from imface.ops.sdf_sampling import sample_surface, signed_distance
-
         started = time.perf_counter()
         module = getattr(model, "module", model)
         was_training = module.training
@@ -116,7 +117,7 @@ class CurveProbe:
                 }
                 row.update({"chamfer_mm": math.nan, "fscore@1mm": math.nan})
                 try:
-                    mesh = extract_mesh(scan_sdf(module, id_code, exp_code, scan.record.neutral, self.device),
+                    mesh = extract_mesh(module.face_sdf(id_code, exp_code, scan.record.neutral),
                                         self.resolution, device=self.device)
                     vertices, faces = crop_like_ground_truth(mesh.vertices, mesh.faces)
                 except (EmptySurfaceError, ValueError):  # no surface yet (early in training)
@@ -136,9 +137,7 @@ class CurveProbe:
 
 
 def _read_mesh(folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    from imface.io.mesh import read_mesh
-
-    path = folder / "mesh.ply"
+    path = folder / MESH_NAME
     if not path.is_file():
         return None
     mesh = read_mesh(path)
@@ -171,8 +170,6 @@ def curve_record(step: int, epoch: int, train_seconds: float, figures: dict[str,
 
 
 def read_curves(exp_dir: str | Path) -> list[dict[str, Any]]:
-    from imface.training.writer import CURVES_JSONL, read_jsonl
-
     return read_jsonl(Path(exp_dir) / CURVES_JSONL)
 
 
@@ -185,12 +182,7 @@ def plot_learning_curves(records: list[dict[str, Any]], png_path: str | Path) ->
     Eikonal error. False when there is nothing to plot."""
     if not records:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from imface.io.atomic import atomic_path
+    plt = pyplot()
 
     steps = [r["step"] for r in records]
 
@@ -217,7 +209,5 @@ def plot_learning_curves(records: list[dict[str, Any]], png_path: str | Path) ->
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_figure(fig, png_path)
     return True

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from imface.io.atomic import atomic_path, write_text
+from imface.io.plots import pyplot, save_figure
+from imface.io.atomic import write_text
 
 LOG_DIR = "logs"
 LOSSES_NAME = "losses.jsonl"
@@ -115,6 +116,7 @@ class RunWriter:
 
 def _colourise(sdf: np.ndarray, clip: float) -> np.ndarray:
     """(H,W) SDF -> (3,H,W) RGB: blue inside, red outside, black on the zero level set."""
+    # here, not at the top: matplotlib is heavy and only slices need it
     from matplotlib import colormaps
 
     rgb = colormaps["RdBu_r"](np.clip(sdf / clip, -1.0, 1.0) * 0.5 + 0.5)[..., :3]
@@ -155,10 +157,7 @@ def plot_loss_curves(losses_jsonl: str | Path, png_path: str | Path) -> bool:
     records = read_jsonl(losses_jsonl)
     if not records:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     steps = np.array([r["step"] for r in records])
     terms = sorted({k for r in records for k in r if k.startswith("loss/")}, key=lambda k: (k != "loss/total", k))
@@ -174,7 +173,5 @@ def plot_loss_curves(losses_jsonl: str | Path, png_path: str | Path) -> bool:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_figure(fig, png_path)
     return True

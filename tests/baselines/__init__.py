@@ -103,15 +103,15 @@ def write_dataset(root: Path, identities: int = 6, test_identities: int = 1, see
     re-meshed on a finer grid and cropped like a ground truth), and ``manifest.json``."""
     from imface.ops.ground_truth_crop import crop_like_ground_truth
     from imface.contracts.dataset import ManifestScan, write_manifest
-    from imface.io.mesh import write_ply
+    from imface.io.mesh import write_mesh
 
     meshes, faces, labels, expressions, neutral, truth = make_dataset(identities, seed, expressions_per_identity=4)
     scans = []
     for vertices, label, expression, is_neutral, params in zip(meshes, labels, expressions, neutral, truth):
         folder = root / label / expression
-        write_ply(folder / "registered.ply", vertices, faces)
+        write_mesh(folder / "registered.ply", vertices, faces)
         fine_vertices, fine_faces = make_face(params["identity"], params["expression"], params["jaw"], step=0.025)
-        write_ply(folder / "mesh.ply", *crop_like_ground_truth(fine_vertices, fine_faces))
+        write_mesh(folder / "mesh.ply", *crop_like_ground_truth(fine_vertices, fine_faces))
         scans.append(ManifestScan(f"{label}/{expression}", label, expression, is_neutral, f"{label}/{expression}"))
     held_out = sorted(set(labels))[-test_identities:]
     write_manifest(root, scans, held_out, [])

@@ -66,8 +66,8 @@ def test_build_and_fit_on_a_processed_dataset(tmp_path):
     for name, path in built.models.items():
         out = tmp_path / "fits" / name
         result = fit_baseline(path, test_scan, out)
-        fitted = read_mesh(out / "fitted_full.ply")
-        cropped = read_mesh(out / "fitted.ply")
+        fitted = read_mesh(out / "mesh.ply")
+        cropped = read_mesh(out / "mesh_cropped.ply")
         registered = read_mesh(test_scan / "registered.ply")
         assert np.linalg.norm(cropped.vertices, axis=1).max() <= 1.0 + 1e-5
         inside = np.linalg.norm(registered.vertices, axis=1) < 0.9

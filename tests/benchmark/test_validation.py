@@ -10,7 +10,7 @@ import numpy as np
 from imface.benchmark import benchmark_preset
 from imface.benchmark.validation import choose_regularisation, validation_identities, validation_scans
 from imface.contracts.dataset import read_manifest
-from imface.io.mesh import read_mesh, write_ply
+from imface.io.mesh import read_mesh, write_mesh
 from tests.baselines import write_dataset
 
 
@@ -55,7 +55,7 @@ def test_chosen_regularisation_ignores_the_test_scans(tmp_path):
     for name in manifest.test:
         for file in ("mesh.ply", "registered.ply"):
             mesh = read_mesh(manifest.folder(name) / file)
-            write_ply(manifest.folder(name) / file, mesh.vertices + rng.normal(0, 0.05, mesh.vertices.shape), mesh.faces)
+            write_mesh(manifest.folder(name) / file, mesh.vertices + rng.normal(0, 0.05, mesh.vertices.shape), mesh.faces)
     assert choose_regularisation(config, altered, tmp_path / "b", workers=2)  # a process pool: same numbers
     second = json.loads((tmp_path / "b" / "validation" / "chosen.json").read_text())
     assert second["chosen"] == first["chosen"] and second["chamfer_mm"] == first["chamfer_mm"]

@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from imface.cli.eval_cmd import eval_
-from imface.fitting.outputs import write_fits_index
+from imface.contracts.fits import write_fits_index
 from imface.errors import ImfaceError
 from imface.ops.ground_truth_crop import crop_like_ground_truth
 from imface.eval.evaluate import evaluate_folder, group_statistics

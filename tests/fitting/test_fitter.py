@@ -11,19 +11,23 @@ import trimesh
 
 from imface import losses
 from imface.config import DEFAULT_FIT_ROBUST_MM
+from imface.contracts.fits import read_codes, read_fits_index
 from imface.fitting import outputs as fit_io
 from imface.fitting.inputs import FitTarget, processed_target
-from imface.fitting.fitter import TERMS, FitBatch, FitSettings, fit, fitted_mesh, optimise, per_scan_losses
+from imface.config.fit import FitSettings
+from imface.fitting.fitter import FitBatch, optimise, per_scan_losses
+from imface.fitting.outputs import TERMS
+from imface.fitting.run import fit
+from imface.generate import face_mesh
 from imface.errors import ImfaceError
 from imface.ops.metrics import evaluate_reconstruction
 from tests.synthetic_processed import sphere_of
-from tests.model_fixtures import trained_tiny  # noqa: F401
 
 FAST = dict(steps=30, points=256, resolution=32, metrics_points=2000)
 
 
 @pytest.fixture(scope="module")
-def tiny(trained_tiny):  # noqa: F811
+def tiny(trained_tiny):
     data_dir, exp_dir = trained_tiny
     return data_dir, exp_dir, fit_io.load_model(exp_dir)
 
@@ -65,7 +69,7 @@ def test_one_scan_terms_equal_the_library_loss_functions(tiny):
 
 
 def _chamfer(loaded, state, row, data_dir, name) -> float:
-    mesh = fitted_mesh(loaded.model, state.id_codes[row], state.exp_codes[row], bool(state.neutral[row]), 40)
+    mesh = face_mesh(loaded.model, state.id_codes[row], state.exp_codes[row], bool(state.neutral[row]), 40)
     gt = trimesh.load(data_dir / name / "mesh.ply", process=False)
     return evaluate_reconstruction(mesh.vertices, mesh.faces, gt.vertices, gt.faces, num_points=4000, align="none").chamfer_mm
 
@@ -195,7 +199,7 @@ def test_outputs_follow_the_contract_and_rerun_resumes(tiny, tmp_path):
     data_dir, exp_dir, _ = tiny
     out = tmp_path / "fits"
     results = fit(exp_dir, data_dir, out, scans=["001/1_neutral", "002/2_smile"], same_identity=True, **FAST)
-    index = fit_io.read_fits_index(out)
+    index = read_fits_index(out)
     assert index["format_version"] == 1 and index["same_identity"] is True and index["model"] == str(exp_dir)
     assert [s["name"] for s in index["scans"]] == ["001/1_neutral", "002/2_smile"]
     entry = index["scans"][1]
@@ -203,7 +207,7 @@ def test_outputs_follow_the_contract_and_rerun_resumes(tiny, tmp_path):
                      "expression": "smile", "processed": str((data_dir / "002/2_smile").resolve())}
     for result in results:
         folder = out / result.name
-        codes = fit_io.read_codes(folder)
+        codes = read_codes(folder)
         assert codes["id_code"].shape == (16,) and codes["exp_code"].shape == (16,)
         assert codes["neutral"].dtype == torch.uint8 and codes["neutral"].tolist() == [int(result.neutral)]
         torch.testing.assert_close(codes["pose_rotation"], torch.eye(3))
@@ -220,7 +224,7 @@ def test_outputs_follow_the_contract_and_rerun_resumes(tiny, tmp_path):
     np.testing.assert_array_equal(again[1].id_code, results[1].id_code)
     changed = fit(exp_dir, data_dir, out, scans=["002/2_smile"], same_identity=True, **{**FAST, "steps": 5})
     assert not changed[0].skipped and json.loads((out / "002/2_smile/fit.json").read_text())["steps"] == 5
-    assert len(fit_io.read_fits_index(out)["scans"]) == 2  # merged, not replaced
+    assert len(read_fits_index(out)["scans"]) == 2  # merged, not replaced
 
 
 @pytest.mark.parametrize("case", ["empty", "nan", "wrong_unit", "far_away"])
@@ -265,7 +269,7 @@ def test_bad_models_raise_one_line_errors(tiny, tmp_path):
 
 def test_raw_scan_with_landmarks_is_preprocessed_and_mapped_back(tiny, tmp_path):
     from imface.frame import CANONICAL_LANDMARKS_MM
-    from imface.preprocess.scan import apply_matrix
+    from imface.preprocess.align import apply_matrix
 
     _, exp_dir, _ = tiny
     radius, centre = 90.0, np.array([0.0, 0.0, -50.0])  # a sphere through the nose tip, mm
@@ -287,7 +291,7 @@ def test_raw_scan_with_landmarks_is_preprocessed_and_mapped_back(tiny, tmp_path)
     mesh = trimesh.load(tmp_path / "fits/005/face/mesh.ply", process=False)
     np.testing.assert_allclose(apply_matrix(mesh_raw.vertices, np.asarray(meta["raw_to_model"])), mesh.vertices, atol=1e-4)
     assert np.linalg.norm(mesh_raw.vertices.mean(axis=0) - shift) < 150.0  # back near the raw scan, in mm
-    assert fit_io.read_fits_index(tmp_path / "fits")["scans"][0]["processed"].endswith("_preprocessed/005/face")
+    assert read_fits_index(tmp_path / "fits")["scans"][0]["processed"].endswith("_preprocessed/005/face")
 
 
 def test_cli_fit_command(tiny, tmp_path):

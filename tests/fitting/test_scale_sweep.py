@@ -10,13 +10,13 @@ import torch
 
 from imface.fitting import outputs as fit_io
 from imface.fitting.inputs import FitTarget, processed_target
-from imface.fitting.fitter import FitSettings, FitState, optimise
+from imface.config.fit import FitSettings
+from imface.fitting.fitter import FitState, optimise
 from imface.fitting.scale_sweep import (covered_template, face_points, parabola_minimum, scaled_pose, score_copies,
                                        sweep_factors, sweep_scales)
 from imface.ops.rigid import random_rotation
 from imface.ops.similarity_search import refine_pose
 from tests.synthetic_processed import sphere_of
-from tests.model_fixtures import trained_tiny  # noqa: F401
 from tests.baselines import sample_face_points
 from tests.ops.meshes import rotation_angle_deg
 
@@ -134,7 +134,7 @@ def test_refine_pose_recovers_a_small_turn_and_shift():
     assert np.abs(moved - (points @ rotation.T + shift)).max() < 0.002  # 0.2 mm
 
 
-def test_the_sweep_applies_its_choice_to_the_target(trained_tiny):  # noqa: F811
+def test_the_sweep_applies_its_choice_to_the_target(trained_tiny):
     data_dir, exp_dir = trained_tiny
     loaded = fit_io.load_model(exp_dir)
     target = processed_target(data_dir / "001/2_smile", "001/2_smile", "001", "smile", False, np.random.default_rng(0))

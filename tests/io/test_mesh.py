@@ -6,7 +6,7 @@ import pytest
 import trimesh
 
 from imface.errors import ImfaceError
-from imface.io.mesh import clean_mesh, read_mesh, write_ply
+from imface.io.mesh import clean_mesh, read_mesh, write_mesh
 
 VERTICES = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0.5]], dtype=float)
 FACES = np.array([[0, 1, 2], [1, 3, 2]])
@@ -86,7 +86,7 @@ def test_clean_mesh_matches_naive_reference():
 
 
 def test_write_ply_is_readable_and_leaves_no_temp_files(tmp_path):
-    write_ply(tmp_path / "out.ply", VERTICES, FACES)
+    write_mesh(tmp_path / "out.ply", VERTICES, FACES)
     mesh = read_mesh(tmp_path / "out.ply")
     np.testing.assert_allclose(mesh.vertices, VERTICES, atol=1e-7)
     np.testing.assert_array_equal(mesh.faces, FACES)
