@@ -1,6 +1,7 @@
 """The auto-decoder training loop (DeepSDF-style): networks and per-scan codes optimised together.
 
-One function, :func:`train`, used by ``imface train`` and from Python. The experiment
+One function, :func:`train`, used by ``imface train`` and from Python: it sets up (data, folder,
+model, optimisers, resume or warm start) and hands the steps to :mod:`imface.training.loop`. The experiment
 folder is the contract: ``config.yaml``, ``run.json``, ``codes.json``, ``checkpoints/``
 (safetensors weights + ``resume.pt``), ``logs/`` (TensorBoard, ``losses.jsonl``,
 ``events.jsonl``) and ``loss_curves.png``.
@@ -13,35 +14,29 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import math
-import signal
 import subprocess
 import sys
-import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
-from imface.dataset import CodeTables, EpochBatchSampler, FaceScanDataset, build_code_tables, load_scan_index
-from imface.training import checkpoint as ckpt
 from imface.config.experiment import ExperimentConfig, config_differences, load_config, save_config
-from imface.training.curves import CURVES_PNG, CurveProbe, curve_record, plot_learning_curves, read_curves
-from imface.training.distributed import DistributedContext, any_rank, barrier, init_distributed, mean_over_ranks, shutdown
+from imface.dataset import CodeTables, FaceScanDataset, build_code_tables, load_scan_index
+from imface.errors import ImfaceError
+from imface.io.atomic import write_json
+from imface.model import ImFace
+from imface.training import checkpoint as ckpt
+from imface.training.distributed import DistributedContext, any_rank, init_distributed, shutdown
+from imface.training.loop import TrainingRun
 from imface.training.optim import RowAdam
 from imface.training.precision import Precision
 from imface.training.warmup import warm_start_template
-from imface.training.writer import CURVES_NAME, LOG_DIR, LOSSES_NAME, RunWriter, plot_loss_curves, sdf_slice_image
-from imface.errors import ImfaceError
-from imface.io.atomic import write_json
-from imface.threads import get_threads
+from imface.contracts.experiment import CODES_NAME, CONFIG_NAME, RUN_NAME
 
 log = logging.getLogger(__name__)
-CONFIG_NAME, RUN_NAME, CODES_NAME = "config.yaml", "run.json", "codes.json"
 
 
 @dataclass
@@ -64,36 +59,6 @@ def lr_factor(epoch: int, start: int, every: int, factor: float) -> float:
     if epoch < start:
         return 1.0
     return factor ** (1 + (epoch - start) // max(1, every))
-
-
-class _StopSignals:
-    """SIGINT/SIGTERM set a flag the loop polls, so it can checkpoint and exit cleanly; a second
-    SIGINT interrupts at once."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.received = signum
-
-    def __enter__(self) -> "_StopSignals":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-def _ignore_interrupts(worker_id: int) -> None:
-    # Ctrl-C reaches the whole process group; the main process decides when to stop, and its
-    # workers must keep serving batches until it does.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def git_commit() -> str | None:
@@ -184,25 +149,68 @@ def _per_rank_batch(config: ExperimentConfig, num_scans: int, ctx: DistributedCo
     return per_rank
 
 
-def _num_workers(config: ExperimentConfig) -> int:
-    if config.data.num_workers >= 0:
-        return config.data.num_workers
-    threads = get_threads()
-    return 0 if threads <= 2 else min(8, threads // 2)
+def _load_data(config: ExperimentConfig, data_dir: Path,
+               ctx: DistributedContext) -> tuple[Any, CodeTables, FaceScanDataset, int]:
+    """The dataset's scan index, code tables, training split and scans per rank per batch."""
+    index = load_scan_index(data_dir)
+    codes = build_code_tables(
+        index, config.model.expression_embedding, neutral_suppression=config.model.deformation == "disentangled"
+    )
+    dataset = FaceScanDataset(index, codes, split="train", seed=config.train.seed,
+                              surface_points_per_scan=config.data.surface_points_per_scan,
+                              space_points_per_scan=config.data.space_points_per_scan,
+                              near_points_per_scan=config.data.near_points_per_scan,
+                              holdout_points=config.data.holdout_points)
+    if config.train.curve_every_steps > 0 and config.data.holdout_points < 1:
+        raise ImfaceError(None, "train.curve_every_steps needs data.holdout_points > 0 (points the probe measures on)")
+    return index, codes, dataset, _per_rank_batch(config, len(dataset), ctx)  # checked before anything is written
 
 
-def _optimizer_states(optimizers: list[torch.optim.Optimizer]) -> list[dict[str, Any]]:
-    """In-memory copies of the optimisers' states (the rollback target)."""
-    return [ckpt.clone_state(o.state_dict()) for o in optimizers]
+def _claim_folder(config: ExperimentConfig, exp_dir: Path, resume: bool, codes: CodeTables, manifest_sha: str,
+                  data_dir: Path, ctx: DistributedContext) -> bool:
+    """Rank 0 checks and writes the experiment folder; every rank fails if it refused. True: a run to resume."""
+    failure: ImfaceError | None = None
+    resuming = False
+    if ctx.is_main:
+        try:
+            resuming = _prepare_folder(config, exp_dir, resume, codes, manifest_sha, data_dir, ctx)
+        except ImfaceError as err:
+            failure = err
+    if any_rank(ctx, failure is not None):
+        raise failure or ImfaceError(exp_dir, "rank 0 refused the experiment folder")
+    return resuming
 
 
-def _non_finite_terms(names: list[str], values: torch.Tensor) -> list[str]:
-    # Name the loss terms that broke; "total" or "grad_norm" only when no single term did.
-    bad = [n for n, v in zip(names, values.tolist()) if not math.isfinite(v)]
-    for group in ([n for n in bad if n not in ("total", "grad_norm")], [n for n in bad if n == "total"]):
-        if group:
-            return group
-    return bad
+def _build_model(config: ExperimentConfig, codes: CodeTables, dataset: FaceScanDataset,
+                 ctx: DistributedContext) -> tuple[ImFace, list[torch.optim.Optimizer], list[Any]]:
+    """The seeded model on the device, its two optimisers (networks, codes) and their lr schedules."""
+    torch.manual_seed(config.train.seed)  # the same initial weights on every rank and every run
+    template = torch.from_numpy(dataset.neutral_template())
+    model = ImFace(config.model, codes.num_identities, codes.num_expressions, template).to(ctx.device)
+    networks, code_tables = _split_parameters(model)
+    t = config.train
+    optimizers = [torch.optim.Adam(networks, lr=t.lr),
+                  RowAdam(code_tables, lr=t.code_lr) if t.code_optimizer == "row_adam"
+                  else torch.optim.Adam(code_tables, lr=t.code_lr)]
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(
+        o, lambda epoch: lr_factor(epoch, t.lr_decay_start_epoch, t.lr_decay_every_epochs, t.lr_decay_factor))
+        for o in optimizers]
+    return model, optimizers, schedulers
+
+
+def _restore(model: ImFace, optimizers: list[torch.optim.Optimizer], schedulers: list[Any], exp_dir: Path,
+             resume_state: dict[str, Any]) -> tuple[int, float]:
+    """Weights, optimiser and schedule states and RNG state of the saved run; returns its step and training seconds."""
+    if not isinstance(resume_state.get("optimizer"), list):
+        raise ImfaceError(ckpt.resume_path(exp_dir), "written by an older imface (one optimizer for networks "
+                          "and codes); it cannot be resumed exactly: start a new --exp-dir")
+    ckpt.load_model_weights(model, ckpt.checkpoint_path(exp_dir, resume_state["weights_step"]))
+    for o, state in zip(optimizers, resume_state["optimizer"]):
+        o.load_state_dict(state)
+    for sched, state in zip(schedulers, resume_state["scheduler"]):
+        sched.load_state_dict(state)
+    ckpt.restore_rng_state(resume_state["rng"])
+    return int(resume_state["step"]), float(resume_state.get("train_seconds", 0.0))
 
 
 def train(
@@ -223,234 +231,34 @@ def train(
     Under torchrun every rank calls this; only rank 0 writes files, and every rank reads
     ``data_dir`` (and ``exp_dir`` when resuming), so both must be on storage all nodes share.
     """
-    from imface.losses import compute_losses
-    from imface.model import ImFace
-
     started = time.monotonic()
     data_dir, exp_dir = Path(data_dir), Path(exp_dir)
     ctx = init_distributed(device)
-    writer: RunWriter | None = None
+    run: TrainingRun | None = None
     try:
         precision = Precision(config.train.precision, ctx.device)
-        index = load_scan_index(data_dir)
-        codes = build_code_tables(
-            index, config.model.expression_embedding, neutral_suppression=config.model.deformation == "disentangled"
-        )
-        dataset = FaceScanDataset(index, codes, split="train", seed=config.train.seed,
-                                  surface_points_per_scan=config.data.surface_points_per_scan,
-                                  space_points_per_scan=config.data.space_points_per_scan,
-                                  near_points_per_scan=config.data.near_points_per_scan,
-                                  holdout_points=config.data.holdout_points)
-        if config.train.curve_every_steps > 0 and config.data.holdout_points < 1:
-            raise ImfaceError(None, "train.curve_every_steps needs data.holdout_points > 0 (points the probe measures on)")
-        per_rank = _per_rank_batch(config, len(dataset), ctx)  # checked before anything is written
-        failure: ImfaceError | None = None
-        resuming = False
-        if ctx.is_main:
-            try:
-                resuming = _prepare_folder(config, exp_dir, resume, codes, index.sha256, data_dir, ctx)
-            except ImfaceError as err:
-                failure = err
-        if any_rank(ctx, failure is not None):
-            raise failure or ImfaceError(exp_dir, "rank 0 refused the experiment folder")
+        index, codes, dataset, per_rank = _load_data(config, data_dir, ctx)
+        resuming = _claim_folder(config, exp_dir, resume, codes, index.sha256, data_dir, ctx)
         resume_state = ckpt.load_resume_state(exp_dir) if resume else None  # every rank reads it (shared folder)
-
-        torch.manual_seed(config.train.seed)  # the same initial weights on every rank and every run
-        template = torch.from_numpy(dataset.neutral_template())
-        model = ImFace(config.model, codes.num_identities, codes.num_expressions, template).to(ctx.device)
-        networks, code_tables = _split_parameters(model)
+        model, optimizers, schedulers = _build_model(config, codes, dataset, ctx)
+        step, resumed_seconds, warmup = 0, 0.0, []
         t = config.train
-        optimizers = [torch.optim.Adam(networks, lr=t.lr),
-                      RowAdam(code_tables, lr=t.code_lr) if t.code_optimizer == "row_adam"
-                      else torch.optim.Adam(code_tables, lr=t.code_lr)]
-        schedulers = [torch.optim.lr_scheduler.LambdaLR(
-            o, lambda epoch: lr_factor(epoch, t.lr_decay_start_epoch, t.lr_decay_every_epochs, t.lr_decay_factor))
-            for o in optimizers]
-        step, resumed_seconds = 0, 0.0
         if resume_state is not None:
-            if not isinstance(resume_state.get("optimizer"), list):
-                raise ImfaceError(ckpt.resume_path(exp_dir), "written by an older imface (one optimizer for networks "
-                                  "and codes); it cannot be resumed exactly: start a new --exp-dir")
-            ckpt.load_model_weights(model, ckpt.checkpoint_path(exp_dir, resume_state["weights_step"]))
-            for o, state in zip(optimizers, resume_state["optimizer"]):
-                o.load_state_dict(state)
-            for sched, state in zip(schedulers, resume_state["scheduler"]):
-                sched.load_state_dict(state)
-            ckpt.restore_rng_state(resume_state["rng"])
-            step = int(resume_state["step"])
-            resumed_seconds = float(resume_state.get("train_seconds", 0.0))
-        warmup: list[float] = []
-        if resume_state is None and t.template_warmup_steps > 0:  # before DDP, identically on every rank
+            step, resumed_seconds = _restore(model, optimizers, schedulers, exp_dir, resume_state)
+        elif t.template_warmup_steps > 0:  # before DDP, identically on every rank
             warmup_started = time.monotonic()
             warmup = warm_start_template(model, dataset, t.template_warmup_steps, t.template_warmup_lr, config.loss,
                                          seed=t.seed, device=ctx.device)
             resumed_seconds = time.monotonic() - warmup_started  # the warm start counts as training time
-        ddp = model
-        if ctx.distributed:
-            ddp = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
-
-        sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
-                                     seed=config.train.seed, drop_last=True)
-        steps_per_epoch = len(BatchSampler(sampler, per_rank, drop_last=True))
-        total_steps = config.train.epochs * steps_per_epoch
-        if config.train.max_steps > 0:
-            total_steps = min(total_steps, config.train.max_steps)
-
-        writer = RunWriter(exp_dir, enabled=ctx.is_main, start_step=step)
-        # SDF slices of the first neutral and the first non-neutral training scan.
-        image_scans = [s for s in (next((s for s in dataset.scans if s.neutral), None),
-                                   next((s for s in dataset.scans if not s.neutral), None)) if s is not None]
-        # The in-memory copy of the last checkpoint that a non-finite step rolls back to (every rank keeps one).
-        snapshot: dict[str, Any] = {}
-        if resume_state is not None:
-            snapshot = {"model": ckpt.model_state(model), "optimizer": _optimizer_states(optimizers), "step": step}
-        last_saved = step if resume_state is not None else -1
-
-        clock = {"start": time.monotonic(), "probe": 0.0}
-
-        def train_seconds() -> float:
-            """Wall time of this run's training so far (all runs of the folder), probe time excluded."""
-            return resumed_seconds + time.monotonic() - clock["start"] - clock["probe"]
-
-        def save(at_step: int) -> Path:
-            nonlocal snapshot, last_saved
-            snapshot = {"model": ckpt.model_state(model), "optimizer": _optimizer_states(optimizers), "step": at_step}
-            path = ckpt.checkpoint_path(exp_dir, at_step)
-            if ctx.is_main:
-                ckpt.save_weights(path, snapshot["model"], {"step": str(at_step), "format": "imface-checkpoint-1"})
-                ckpt.save_resume_state(exp_dir, {
-                    "step": at_step, "epoch": at_step // steps_per_epoch, "weights_step": at_step,
-                    "optimizer": [o.state_dict() for o in optimizers], "scheduler": [sc.state_dict() for sc in schedulers],
-                    "rng": ckpt.capture_rng_state(), "world_size": ctx.world_size, "train_seconds": train_seconds(),
-                })
-                ckpt.prune_checkpoints(exp_dir, config.train.keep_checkpoints, protect=at_step)
-            barrier(ctx)
-            last_saved = at_step
-            return path
-
-        if warmup:
-            writer.log_event(0, "template_warmup", f"TempNet pre-fit to the mean neutral face: {len(warmup)} steps, "
-                             f"loss {warmup[0]:.4g} -> {warmup[-1]:.4g}")
-        if resume_state is None:
-            save(step)  # step 0: a rollback target and a resume point from the start
-        if ctx.is_main and resume and not resuming:
-            log.info("nothing to resume in %s; starting a new run", exp_dir)
-
-        names: list[str] | None = None
-        last_losses: dict[str, float] = {}
-        rollbacks = consecutive_failures = 0
-        stopped = "finished"
-        bar = None
-        if ctx.is_main and progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, desc="train")
-        workers = _num_workers(config)
-        loader = DataLoader(dataset, batch_sampler=EpochBatchSampler(sampler, per_rank, step, total_steps),
-                            num_workers=workers, worker_init_fn=_ignore_interrupts,
-                            pin_memory=ctx.device.type == "cuda", persistent_workers=workers > 0,
-                            prefetch_factor=4 if workers > 0 else None)
-        probe = None
-        if ctx.is_main and t.curve_every_steps > 0 and t.curve_scans > 0:
-            probe = CurveProbe(dataset, codes, t.curve_scans, t.curve_resolution, ctx.device)
-
-        def measure_curve() -> None:
-            if probe is not None:
-                figures = probe.measure(model)
-                clock["probe"] += figures["seconds"]
-                writer.log_curve(curve_record(step, step // steps_per_epoch, train_seconds(), figures))
-
-        first_step = step
-        if resume_state is None:
-            measure_curve()  # the curve starts at step 0
-        with _StopSignals() as signals:
-            for batch in loader:
-                epoch = step // steps_per_epoch
-                step_started = time.monotonic()
-                batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
-                for o in optimizers:
-                    o.zero_grad(set_to_none=True)
-                with precision.autocast():
-                    outputs = ddp(batch)
-                losses = compute_losses(outputs, batch, config.loss, config.model)
-                losses = {k: torch.as_tensor(v, device=ctx.device, dtype=torch.float32) for k, v in losses.items()}
-                total = losses["total"] if "total" in losses else torch.stack(list(losses.values())).sum()
-                # Backward even on a non-finite loss, so every DDP rank runs the same collectives.
-                precision.backward(total, optimizers)
-                clip = config.train.grad_clip_norm if config.train.grad_clip_norm > 0 else float("inf")
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-                names = names or sorted(k for k in losses if k != "total") + ["total"]
-                values = torch.stack([losses[k].detach().float() for k in names] + [grad_norm.detach().float()])
-                out_of_time = t.max_minutes > 0 and (time.monotonic() - started) > t.max_minutes * 60
-                # The step's one host sync: the values, checked and logged on the host.
-                host_values = values.tolist()
-                # fp16 loss scaling meets inf gradients by design: the scaler skips that step.
-                checked = host_values[:-1] if precision.scales_loss else host_values
-                if any_rank(ctx, not all(math.isfinite(v) for v in checked)):
-                    bad = _non_finite_terms(names + ["grad_norm"], values)
-                    consecutive_failures += 1
-                    rollbacks += 1
-                    model.load_state_dict(snapshot["model"])
-                    for o, state, sched in zip(optimizers, snapshot["optimizer"], schedulers):
-                        o.zero_grad(set_to_none=True)
-                        o.load_state_dict(state)
-                        for group, lr in zip(o.param_groups, sched.get_last_lr()):
-                            group["lr"] = lr
-                    message = (f"non-finite {', '.join(bad) or 'loss on another rank'} at step {step + 1}; "
-                               f"rolled back to the checkpoint of step {snapshot['step']}")
-                    log.warning(message)
-                    writer.log_event(step + 1, "non_finite", message, terms=bad)
-                    if consecutive_failures > t.max_nan_rollbacks:
-                        raise ImfaceError(exp_dir, f"training diverged: {consecutive_failures} non-finite steps in a row "
-                                          f"(last: {', '.join(bad)}); try a lower train.lr or train.grad_clip_norm")
-                else:
-                    consecutive_failures = 0
-                    precision.step(optimizers)
-                    mean = mean_over_ranks(ctx, values).tolist() if ctx.distributed else host_values
-                    last_losses = dict(zip(names, mean[:-1]))
-                    writer.log_step(step + 1, epoch, last_losses,
-                                    {"networks": optimizers[0].param_groups[0]["lr"], "codes": optimizers[1].param_groups[0]["lr"]},
-                                    float(mean[-1]), time.monotonic() - step_started)
-                step += 1
-                if step % steps_per_epoch == 0:
-                    with warnings.catch_warnings():  # an epoch whose every step was rolled back is fine
-                        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
-                        for sched in schedulers:
-                            sched.step()
-                if bar is not None:
-                    bar.update(1)
-                    if last_losses:
-                        bar.set_postfix({k: f"{v:.3g}" for k, v in last_losses.items() if k in ("total", "sdf", "normal")},
-                                        refresh=False)
-                if ctx.is_main and t.image_every_steps > 0 and step % t.image_every_steps == 0:
-                    for scan in image_scans:
-                        image = sdf_slice_image(model, model.identity_codes.weight[codes.identities[scan.identity]],
-                                                model.expression_codes.weight[codes.expression_row(scan)], scan.neutral)
-                        writer.log_image(f"sdf_slice/{scan.name}", image, step)
-                if t.curve_every_steps > 0 and step % t.curve_every_steps == 0:
-                    measure_curve()
-                if t.checkpoint_every_steps > 0 and step % t.checkpoint_every_steps == 0:
-                    save(step)
-                signalled = signals.received is not None
-                if any_rank(ctx, signalled or out_of_time or step >= total_steps):
-                    if step >= total_steps:
-                        stopped = "max_steps" if step < config.train.epochs * steps_per_epoch else "finished"
-                    else:
-                        stopped = "signal" if any_rank(ctx, signalled) else "max_minutes"
-                    break
-        if bar is not None:
-            bar.close()
-        if t.curve_every_steps > 0 and step % t.curve_every_steps != 0 and step > first_step:
-            measure_curve()  # every run's curve ends at its last step (once: not again on a no-op resume)
-        checkpoint = save(step) if last_saved != step else ckpt.checkpoint_path(exp_dir, step)
-        if writer is not None and ctx.is_main:
-            writer.close()
-            plot_loss_curves(exp_dir / LOG_DIR / LOSSES_NAME, exp_dir / CURVES_NAME)
-            plot_learning_curves(read_curves(exp_dir), exp_dir / CURVES_PNG)
-        return TrainResult(exp_dir, step, step // steps_per_epoch, stopped, checkpoint, last_losses,
-                           time.monotonic() - started, rollbacks)
+        run = TrainingRun(config, exp_dir, ctx, precision, dataset, codes, per_rank, (model, optimizers, schedulers),
+                          step=step, resumed_seconds=resumed_seconds, resumed=resume_state is not None,
+                          progress=progress)
+        run.begin(warmup, resume, resuming)
+        stopped = run.run_steps(started)
+        checkpoint = run.finish()
+        return TrainResult(exp_dir, run.step, run.step // run.steps_per_epoch, stopped, checkpoint, run.last_losses,
+                           time.monotonic() - started, run.rollbacks)
     finally:
-        if writer is not None:
-            writer.close()
+        if run is not None:
+            run.writer.close()
         shutdown(ctx)
