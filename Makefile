@@ -24,14 +24,14 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/imface --threads 2 demo --out $(DEMO_OUT)
 
-# The evaluation of README "Evaluation": 56 built-in identities x 10 expressions (6 identities and the
+# The evaluation of README "Results" (docs/benchmark.md): 56 built-in identities x 10 expressions (6 identities and the
 # jaw_left / mouth_left expressions held out: 50 x 8 = 400 training scans), then imface benchmark.
 BENCH_EXPRESSIONS = neutral,smile,mouth_stretch,anger,jaw_left,grin,brow_raiser,lip_puckerer,cheek_blowing,mouth_left
 benchmark: setup
 	$(BIN)/imface --threads 2 data bfm --out $(BENCH_OUT)/raw --identities 56 --expressions $(BENCH_EXPRESSIONS) --workers 2
 	$(BIN)/imface --threads 2 preprocess --in $(BENCH_OUT)/raw --out $(BENCH_OUT)/processed --workers 2 \
 		--surface-samples 100000 --space-samples 15000 --test-identities 6 --no-progress
-	$(BIN)/imface --threads 2 benchmark --data $(BENCH_OUT)/processed --exp-dir $(BENCH_OUT)/$(BENCH_PRESET) \
+	$(BIN)/imface --threads 2 benchmark --data $(BENCH_OUT)/processed --out $(BENCH_OUT)/$(BENCH_PRESET) \
 		--preset $(BENCH_PRESET)
 
 test: setup

@@ -318,7 +318,7 @@ def _analysis_sections(results: dict[str, Any]) -> list[str]:
                   "test scans), with every baseline rebuilt without those identities. ImFace's fit settings were "
                   "chosen on validation identities too: the free-space samples with `bench/recipe_curves.py` on a "
                   "separate tuning dataset (other people), the code lr with `bench/fit_settings.py` on models "
-                  "trained without these validation identities (README \"Training recipe\").", "",
+                  "trained without these validation identities (docs/lab/2026-12-03-training-recipe.md).", "",
                   "| baseline | " + " | ".join(f"λ={v:g}" for v in chosen["grid"]) + " | chosen |",
                   "|---|" + "---:|" * len(chosen["grid"]) + "---:|"]
         for name, scores in chosen["chamfer_mm"].items():

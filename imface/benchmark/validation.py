@@ -8,7 +8,7 @@ final baselines are then built from all training identities and fitted to the te
 with the chosen values. ImFace's fit settings were chosen the same way, once: the free-space
 samples with ``bench/recipe_curves.py`` on a separate tuning dataset (``imface data bfm --seed
 1``: other people), the code lr with ``bench/fit_settings.py`` on models trained without the
-validation identities (``bench/validation_view.py``); see README "Training recipe".
+validation identities (``experiments/validation_view.py``); see docs/lab/2026-12-03-training-recipe.md.
 
 Folder: ``<bench>/validation/`` with ``baselines/``, ``fits/<model>/reg-<value>/<scan>/`` and
 ``chosen.json`` (identities, scans, per-model scores per value, the chosen value).

@@ -106,7 +106,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "validation_scans": 1, "regularisation_grid": [1e-7, 1e-5],
     },
     # A 2-core machine in under an hour (make benchmark, 50 training identities x 8 expressions, with
-    # data building; README "Evaluation" has the measured time). Baseline fits and scoring run on
+    # data building; docs/lab/2026-12-03-benchmark-cpu.md has the measured time). Baseline fits and scoring run on
     # 2 processes, and 3 validation scans instead of 4 (the run with 4 took 66 min):
     # the Table 2 variants, 500 steps each (2-3.5 min), two seeds (a third does not fit the hour;
     # the long preset runs three); the full model (2 x 128) against a PCA of equal size (256).

@@ -165,13 +165,13 @@ def apply_ablations(config: ExperimentConfig, ablations: Iterable[str]) -> Exper
     return config
 
 
-# The recipe of short runs (cpu, gpu presets; README "Training recipe"): a compressed schedule that
+# The recipe of short runs (cpu, gpu presets; docs/lab/2026-12-03-training-recipe.md): a compressed schedule that
 # stops at 60 min (with a checkpoint; --resume continues it), codes stepped 10x faster than the
 # networks, and held-back samples for the learning curves. The paper's embedding weight (1e6) is
 # meant for 1,500 epochs: in a run this short it pulls every code to ~0.01 norm before the
 # networks learn to use them (held-out Chamfer 1.16 mm after 500 steps against 0.93 with 1e3).
 # 1e2 fitted validation identities better than 1e3 in 3 of 3 seeds (0.788 against 0.802 mm); 1e1
-# was no better than 1e2 (README "Training recipe").
+# was no better than 1e2 (docs/lab/2026-12-03-training-recipe.md).
 _SHORT_RUN_RECIPE: dict[str, Any] = {
     "loss.embedding": 1.0e2,
     "data.holdout_points": 2048,
@@ -215,7 +215,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     },
     # A 2-core laptop: a full-model step of 32 scans x 512 points costs about 0.5 s. Many scans and few
     # points per step: each scan's codes get 4x the updates of 8 x 2,048 at the same cost, and
-    # validation fits were better in 3 of 3 seeds (README "Training recipe"). The epoch-based
+    # validation fits were better in 3 of 3 seeds (docs/lab/2026-12-03-training-recipe.md). The epoch-based
     # schedule is 4x the short-run recipe's, so the lr decays at the same steps as with 8 scans.
     # 75% surface, 12.5% near-surface band, 12.5% uniform points.
     "cpu": {

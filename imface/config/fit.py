@@ -6,23 +6,23 @@ from dataclasses import dataclass
 
 #: Default free-space samples per scan and step of a fit (``imface fit --space-points``). A model
 #: trained on mostly surface samples is best fitted the same way: on held-out validation scans,
-#: fits with many free-space samples ended further from the scan (README "Training recipe").
+#: fits with many free-space samples ended further from the scan (docs/lab/2026-12-03-training-recipe.md).
 DEFAULT_FIT_SPACE_POINTS = 256
 #: Default Adam lr of a fit's codes, in units of the training codes' spread (``imface fit --lr``).
-#: Chosen on held-out validation identities of the benchmark data (README "Training recipe"):
+#: Chosen on held-out validation identities of the benchmark data (docs/lab/2026-12-03-training-recipe.md):
 #: at 0.1 the 150-step fits had not converged (0.1 -> 1.0 was better on 32 of 32 scans, two models).
 DEFAULT_FIT_LR = 1.0
 
 #: Default robust distance (mm) of fits of raw meshes and point sets (``imface fit --robust``):
 #: in the second half of a fit, surface points farther than this from the fitted surface stop
-#: pulling. Chosen on validation identities (docs/fitting.md): cluttered, holed
+#: pulling. Chosen on validation identities (docs/lab/2026-12-04-landmark-free-fitting.md): cluttered, holed
 #: meshes fitted better in 9 of 9 cases than without it. Processed scans carry no clutter: 0.
 DEFAULT_FIT_ROBUST_MM = 5.0
 
 #: Scales tried by short fits for inputs whose unit the search found (``imface fit --scale-sweep``,
 #: :mod:`imface.fitting.scale_sweep`; 0: keep the search's scale, the person's size included).
-#: Off (docs/fitting.md): on six validation people and three models the sweep (7 scales) left
-#: scale within 2% where it was (26 of 72 inputs either way), cost Chamfer (meshes 0.689 ->
+#: Off (docs/lab/2026-12-05-session4-sweep-off-person-size.md): on six validation people and
+#: three models the sweep (7 scales) left scale within 2% where it was (26 of 72 inputs either way), cost Chamfer (meshes 0.689 ->
 #: 0.709 mm, one-view clouds 0.706 -> 0.728) and 12-16 s a fit; it had looked right on two people.
 DEFAULT_SCALE_SWEEP = 0
 

@@ -54,10 +54,10 @@ class ModelConfig:
     first_omega: float = 30.0
     hidden_omega: float = 30.0
     local_output_scale: float = 0.1
-    positional_frequencies: int = 0  # off, as in the authors' released code (README "Training recipe")
+    positional_frequencies: int = 0  # off, as in the authors' released code (docs/lab/2026-12-03-training-recipe.md)
     hyper_hidden: int = 64
     hyper_layers: int = 3
-    hyper_output_scale: float = 0.5  # a live code path from the start (README "Training recipe")
+    hyper_output_scale: float = 0.5  # a live code path from the start (docs/lab/2026-12-03-training-recipe.md)
     fusion_hidden: int = 64
     fusion_layers: int = 3
     landmark_hidden: int = 256

@@ -1,4 +1,4 @@
-"""The benchmark folder (``imface benchmark --exp-dir B``): every stage's output has one place.
+"""The benchmark folder (``imface benchmark --out B``): every stage's output has one place.
 
 ::
 

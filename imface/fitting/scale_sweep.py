@@ -16,7 +16,7 @@ shrunken input's border costs. A parabola through the best score and its two nei
 the scale the real fit runs at.
 
 Off by default since 2026-12-05 (``DEFAULT_SCALE_SWEEP``; ``imface fit --scale-sweep 7`` turns it
-on; docs/fitting.md has the runs). The one-way score sent expressive inputs 4-8.5% small into far
+on; docs/lab/2026-12-05-scale-sweep.md has the runs). The one-way score sent expressive inputs 4-8.5% small into far
 worse fits; the two-way score with point-to-point distances back to the input sent one person's
 one-view clouds 5-8% large; point to plane, on two validation people, 11 of 20 inputs came within
 2% (the search: 0). On six validation people and three models it did not carry over: scale within
