@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
+from imface.builtin.expressions import close_eyelid, mouth_rims, rotate_about_x
 from imface.builtin.generator import EXPRESSIONS, FaceGenerator, GeneratorSettings, expression_index
+from imface.builtin.wrinkles import furrow_set
 from imface.ops.normals import vertex_normals
 
 
@@ -81,10 +84,6 @@ def test_linear_generator_is_linear(bfm):
 # ---- the deformation primitives against simple references ----------------------------
 
 def test_rotate_about_x_matches_scipy():
-    from scipy.spatial.transform import Rotation
-
-    from imface.builtin.expressions import rotate_about_x
-
     rng = np.random.default_rng(0)
     points, pivot, angles = rng.normal(size=(20, 3)), rng.normal(size=3), rng.uniform(-1, 1, 20)
     ours = rotate_about_x(points, pivot, angles)
@@ -93,8 +92,6 @@ def test_rotate_about_x_matches_scipy():
 
 
 def test_close_eyelid_is_monotonic_in_angle():
-    from imface.builtin.expressions import close_eyelid
-
     angles = np.linspace(-1.0, 1.5, 400)
     points = np.stack([np.zeros_like(angles), 12 * np.sin(angles), 12 * np.cos(angles)], axis=1)
     moved = close_eyelid(points, np.zeros(3), -0.3, 0.4, 1.0, np.full(len(angles), 0.95))
@@ -106,8 +103,6 @@ def test_close_eyelid_is_monotonic_in_angle():
 
 
 def test_furrow_set_depth_and_width():
-    from imface.builtin.wrinkles import furrow_set
-
     x = np.linspace(-20, 20, 4001)
     points = np.stack([np.zeros_like(x), x, np.zeros_like(x)], axis=1)  # a line across one furrow
     depth = furrow_set(points, np.zeros(3), 0.0, 0.0, np.array([2.0]), np.array([3.5]), np.array([1.5]),
@@ -119,8 +114,6 @@ def test_furrow_set_depth_and_width():
 
 
 def test_mouth_rims_split_the_mouth(bfm):
-    from imface.builtin.expressions import mouth_rims
-
     upper, lower = mouth_rims(bfm.mean_mm, bfm.faces)
     assert len(upper) + len(lower) == 80  # the 78-vertex loop, corners in both halves
     assert bfm.mean_mm[upper, 1].mean() > bfm.mean_mm[lower, 1].mean()

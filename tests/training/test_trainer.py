@@ -10,10 +10,12 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import imface.losses
 from imface.training import checkpoint as ckpt
 from imface.config.experiment import apply_ablations, apply_overrides, preset
+from imface.dataset import FaceScanDataset, build_code_tables, load_scan_index
 from imface.training.trainer import train
 from imface.errors import ImfaceError
 from tests.synthetic_processed import write_synthetic_dataset
@@ -62,8 +64,6 @@ def test_experiment_folder_contents(data_dir, tmp_path):
     assert weights["identity_codes.weight"].shape == (3, 16) and weights["expression_codes.weight"].shape == (6, 16)
     resume = torch.load(exp / "checkpoints/resume.pt", weights_only=True)
     assert resume["step"] == 4 and resume["weights_step"] == 4
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     events = EventAccumulator(str(exp / "logs"), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     tags = events.Tags()
@@ -226,8 +226,6 @@ def test_learning_curves_need_held_back_points(data_dir, tmp_path):
 
 
 def test_held_back_points_are_never_drawn(data_dir):
-    from imface.dataset import FaceScanDataset, build_code_tables, load_scan_index
-
     index = load_scan_index(data_dir)
     dataset = FaceScanDataset(index, build_code_tables(index), surface_points_per_scan=200, space_points_per_scan=200,
                               holdout_points=56)
