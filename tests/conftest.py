@@ -1,7 +1,10 @@
-"""Shared fixtures. The BFM statistics are downloaded once into the cache ($IMFACE_CACHE)."""
+"""Shared fixtures: ``bfm`` (the BFM statistics, downloaded once into the cache, $IMFACE_CACHE) and
+``trained_tiny`` (tests/model_fixtures.py: a tiny ImFace trained once per session)."""
 from __future__ import annotations
 
 import pytest
+
+from tests.model_fixtures import trained_tiny  # noqa: F401  (registered here for every test module)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,8 @@
 """A small trained ImFace (tiny preset) on the synthetic sphere dataset, shared by tests.
 
 ``trained_tiny_experiment()`` trains once per process and returns ``(data_dir, exp_dir)``;
-the ``trained_tiny`` session fixture wraps it. Tests that use the fixture import it with
-``from tests.model_fixtures import trained_tiny  # noqa: F401``. The folders are read-only
-for tests: copy them before changing anything.
+the ``trained_tiny`` session fixture wraps it (tests/conftest.py offers it to every test).
+The folders are read-only for tests: copy them before changing anything.
 """
 from __future__ import annotations
 

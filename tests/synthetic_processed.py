@@ -1,4 +1,6 @@
-"""A tiny processed dataset in the on-disk format, with exact SDF samples.
+"""Processed datasets for the tests: a tiny one of spheres with exact SDF samples
+(:func:`write_synthetic_dataset`), and the built-in generator's faces preprocessed
+(:func:`write_builtin_processed`, needs the BFM statistics: the ``bfm`` fixture).
 
 Each identity is a sphere whose front pole is the nose tip (0,0,0.4) and whose radius
 depends on the identity; each expression moves the sphere's centre and changes its radius
@@ -14,7 +16,10 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from imface.builtin.write import write_dataset
 from imface.frame import CANONICAL_LANDMARKS_MM, FIVE_LANDMARK_IDS, MM_PER_UNIT
+from imface.preprocess.run import preprocess_dataset
+from imface.preprocess.scan import PreprocessConfig
 
 NOSE_TIP = np.array([0.0, 0.0, 0.4])
 # expression name -> (centre shift, radius change), model units
@@ -104,3 +109,12 @@ def write_synthetic_dataset(
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return root
+
+
+def write_builtin_processed(root: str | Path, identities: int, expressions: str, **config) -> Path:
+    """``imface data bfm`` scans (``identities``, comma-separated ``expressions``) in ``root/raw``,
+    preprocessed into ``root/data`` (returned) with ``config``: PreprocessConfig fields."""
+    root = Path(root)
+    write_dataset(root / "raw", identities=identities, expressions=expressions)
+    preprocess_dataset(root / "raw", root / "data", PreprocessConfig(**config), progress=False)
+    return root / "data"

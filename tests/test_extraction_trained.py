@@ -7,7 +7,6 @@ from scipy.spatial import cKDTree
 
 from imface.ops.marching_cubes import extract_mesh
 from imface.pretrained import load_pretrained
-from tests.model_fixtures import trained_tiny  # noqa: F401
 
 
 def _symmetric_hausdorff(a, b) -> float:
@@ -15,7 +14,7 @@ def _symmetric_hausdorff(a, b) -> float:
 
 
 @pytest.mark.parametrize("expression", [None, "smile"])
-def test_coarse_to_fine_matches_dense_on_a_trained_model(trained_tiny, expression):  # noqa: F811
+def test_coarse_to_fine_matches_dense_on_a_trained_model(trained_tiny, expression):
     pretrained = load_pretrained(trained_tiny[1])
     identity = sorted(pretrained.codes.identities)[0]
     id_code = pretrained.identity_code(identity)

@@ -15,11 +15,10 @@ from imface.errors import ImfaceError
 from imface.contracts.model import MODEL_FILES
 from imface.io.hashing import sha256_file
 from imface.pretrained import export_model, gaussian_stats, load_pretrained
-from tests.model_fixtures import trained_tiny  # noqa: F401
 
 
 @pytest.fixture(scope="module")
-def exported(trained_tiny, tmp_path_factory):  # noqa: F811
+def exported(trained_tiny, tmp_path_factory):
     _, exp_dir = trained_tiny
     return export_model(exp_dir, tmp_path_factory.mktemp("export") / "model")
 
@@ -30,7 +29,7 @@ def _rewrite_checksums(folder) -> None:
     (folder / "checksums.json").write_text(json.dumps(sums))
 
 
-def test_export_writes_every_file_with_checksums(exported, trained_tiny):  # noqa: F811
+def test_export_writes_every_file_with_checksums(exported, trained_tiny):
     _, exp_dir = trained_tiny
     for name in (*MODEL_FILES, "checksums.json"):
         assert (exported / name).is_file(), name
@@ -48,7 +47,7 @@ def test_export_writes_every_file_with_checksums(exported, trained_tiny):  # noq
     assert landmarks.shape == (68, 3) and np.allclose(landmarks, source["template_landmarks"].numpy())
 
 
-def test_exported_and_experiment_folders_load_the_same_model(exported, trained_tiny):  # noqa: F811
+def test_exported_and_experiment_folders_load_the_same_model(exported, trained_tiny):
     _, exp_dir = trained_tiny
     a, b = load_pretrained(exported), load_pretrained(exp_dir)
     assert (a.kind, b.kind) == ("exported", "experiment")
@@ -115,7 +114,7 @@ def test_missing_file_and_unknown_format(exported, tmp_path):
         load_pretrained(copy)
 
 
-def test_export_refuses_a_foreign_folder_and_replaces_an_export(exported, trained_tiny, tmp_path):  # noqa: F811
+def test_export_refuses_a_foreign_folder_and_replaces_an_export(exported, trained_tiny, tmp_path):
     _, exp_dir = trained_tiny
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")

@@ -65,3 +65,14 @@ def test_model_to_raw_inverts_raw_to_model() -> None:
     raw = np.random.default_rng(1).normal(size=(20, 3)) * 10.0
     expected = (unit_scale * raw @ rotation.T + translation) / 100.0  # mm, then model units
     np.testing.assert_allclose(apply_matrix(raw, forward), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("unit, scale", [("mm", 1.0), ("cm", 0.1), ("m", 0.001)])
+def test_unit_detection(unit, scale):
+    five = np.array([[-45.0, 35, 0], [45, 35, 0], [0, 0, 40], [-25, -33, 7], [25, -33, 7]]) * scale
+    assert detect_unit_scale(five, None, (70.0, 120.0), "s.obj") == (unit, {"mm": 1.0, "cm": 10.0, "m": 1e3}[unit])
+    with pytest.raises(ImfaceError, match="not a face in mm, cm or m; pass --unit"):
+        detect_unit_scale(five * 0.3, None, (70.0, 120.0), "s.obj")
+    wrong = "cm" if unit != "cm" else "mm"
+    with pytest.raises(ImfaceError, match=f"with unit {wrong}"):
+        detect_unit_scale(five, wrong, (70.0, 120.0), "s.obj")

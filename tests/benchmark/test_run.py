@@ -1,4 +1,5 @@
-"""imface benchmark: scan choice, variant configs, goals, and a tiny end-to-end run on the built-in data."""
+"""imface benchmark: scan choice, variant configs, a tiny end-to-end run on the built-in data, and the
+baseline verbs on the same data (the goals: test_report.py; the presets: tests/config/test_benchmark.py)."""
 from __future__ import annotations
 
 import json
@@ -7,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 
 from imface.benchmark import benchmark_preset, choose_test_scans, run_benchmark
-from imface.config.benchmark import VARIANTS, load_benchmark_config
-from imface.benchmark.report import check_goals
 from imface.benchmark.run import variant_experiment
-from imface.errors import ImfaceError
+from imface.config.benchmark import VARIANTS, load_benchmark_config
 from imface.contracts.dataset import read_manifest
+from imface.errors import ImfaceError
+from tests.synthetic_processed import write_builtin_processed
 
 
 def _manifest(identities=("a", "b"), expressions=("neutral", "smile", "jaw_left", "anger", "eye_closed"),
@@ -56,56 +57,11 @@ def test_variant_configs_switch_the_ablations_and_share_the_budget():
     assert set(config.variants) <= set(VARIANTS)
 
 
-def test_presets_validate_and_bad_values_are_refused():
-    for name in ("tiny", "cpu", "long", "paper"):
-        assert benchmark_preset(name).preset == name
-    assert len(benchmark_preset("long").seeds) == 3
-    with pytest.raises(ImfaceError, match="unknown benchmark preset"):
-        benchmark_preset("huge")
-    config = benchmark_preset("tiny")
-    config.variants = ["full", "no-such"]
-    with pytest.raises(ImfaceError, match="unknown variant"):
-        config.validate()
-    config = benchmark_preset("tiny")
-    config.fit_lr = 0.0
-    with pytest.raises(ImfaceError, match="fit_lr must be > 0"):
-        config.validate()
-
-
-def _row(kind, latent, chamfer, fscore=50.0):
-    return {"kind": kind, "latent_size": latent, "chamfer_mm": {"mean": chamfer}, "fscore@1mm": {"mean": fscore}}
-
-
-def test_goals_compare_at_equal_latent_size_and_check_the_ablation_order():
-    rows = {"pca128": _row("baseline", 128, 0.8), "pca256": _row("baseline", 256, 0.9),
-            "full": _row("imface", 256, 0.54, 92.0), "no-extend": _row("imface", 256, 0.6),
-            "no-blend": _row("imface", 256, 0.7), "no-dist": _row("imface", 256, 0.65)}
-    goals = {g["goal"].split()[1]: g for g in check_goals(rows)}
-    assert goals["Chamfer"]["met"] and "pca256" in goals["Chamfer"]["value"] and goals["Chamfer"]["note"] == "equal latent size 256"
-    assert goals["F-score@1mm"]["met"]
-    assert next(g for g in check_goals(rows) if g["goal"].startswith("ablation"))["met"]
-    rows["no-extend"] = _row("imface", 256, 0.8)  # worse than no-blend: order broken
-    rows.pop("pca256")  # no PCA of equal size: the nearest is used and named
-    goals = check_goals(rows)
-    chamfer = next(g for g in goals if "Chamfer <=" in g["goal"])
-    assert not chamfer["met"] and "pca128" in chamfer["note"]
-    assert not next(g for g in goals if g["goal"].startswith("ablation"))["met"]
-    rows["full-2x64"] = _row("imface", 128, 0.5)  # the 2x64 model has an equal-size PCA: it is preferred
-    chamfer = next(g for g in check_goals(rows) if "Chamfer <=" in g["goal"])
-    assert chamfer["met"] and "full-2x64 / pca128" in chamfer["value"] and chamfer["note"] == "equal latent size 128"
-
-
 @pytest.fixture(scope="module")
 def builtin_data(tmp_path_factory, bfm):
-    from imface.builtin.write import write_dataset
-    from imface.preprocess.scan import PreprocessConfig
-    from imface.preprocess.run import preprocess_dataset
-
-    root = tmp_path_factory.mktemp("bench")
-    write_dataset(root / "raw", identities=4, expressions="neutral,smile,mouth_stretch,jaw_left")
-    preprocess_dataset(root / "raw", root / "data", PreprocessConfig(surface_samples=8000, space_samples=2000,
-                                                                     near_surface_samples=2000, test_identities=1), progress=False)
-    return root / "data"
+    return write_builtin_processed(tmp_path_factory.mktemp("bench"), identities=4,
+                                   expressions="neutral,smile,mouth_stretch,jaw_left", surface_samples=8000,
+                                   space_samples=2000, near_surface_samples=2000, test_identities=1)
 
 
 def test_tiny_benchmark_end_to_end_and_resume(builtin_data, tmp_path):
@@ -187,8 +143,6 @@ def _cli(*args: str) -> int:
 
 
 def test_baseline_cli_builds_fits_and_scores(builtin_data, tmp_path, capsys):
-    from imface.contracts.dataset import read_manifest
-
     models = tmp_path / "models"
     assert _cli("baseline", "build", "--data", str(builtin_data), "--out", str(models), "--pca-sizes", "3,500",
                 "--bilinear", "none", "--flame", "2,2") == 0
@@ -197,9 +151,10 @@ def test_baseline_cli_builds_fits_and_scores(builtin_data, tmp_path, capsys):
     scan = read_manifest(builtin_data).test[0]
     assert _cli("baseline", "fit", "--model", str(models / "pca3"), "--data", str(builtin_data), "--out",
                 str(tmp_path / "fits"), "--scans", scan, "--points", "2000") == 0
-    assert (tmp_path / "fits" / scan / "fitted_full.ply").is_file()
-    assert _cli("eval", "--fits", str(tmp_path / "fits"), "--data", str(builtin_data), "--recon-name",
-                "fitted_full.ply", "--points", "5000") == 0
+    assert (tmp_path / "fits" / scan / "mesh.ply").is_file()
+    index = json.loads((tmp_path / "fits" / "fits.json").read_text())  # a fits folder like imface fit's
+    assert index["method"] == "pca3" and [entry["name"] for entry in index["scans"]] == [scan]
+    assert _cli("eval", "--fits", str(tmp_path / "fits"), "--points", "5000") == 0
     summary = json.loads((tmp_path / "fits" / "eval" / "summary.json").read_text())
     assert summary["num_scored"] == 1 and summary["overall"]["chamfer_mm"]["mean"] < 5.0
 
