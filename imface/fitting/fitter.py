@@ -166,6 +166,77 @@ def per_scan_losses(model: torch.nn.Module, batch: FitBatch, samples: dict[str, 
     return terms
 
 
+class FitParameters:
+    """The variables of a batched fit and what they give: codes in units of the training codes'
+    spread (z = mean + u @ basis.T, u from 0; :mod:`imface.fitting.code_space`), so one lr suits any
+    model, and per scan a pose twist and log-scale applied after each target's initial pose."""
+
+    def __init__(self, targets: list[FitTarget], settings: FitSettings, code_stats: dict[str, torch.Tensor],
+                 groups: list[int], device: torch.device) -> None:
+        count = len(targets)
+        self.group_index = torch.tensor(groups, device=device)
+        self.id_mean, self.id_basis = code_space.code_basis(code_stats["id_mean"], code_stats["id_cov"],
+                                                            settings.code_basis, device)
+        self.exp_mean, self.exp_basis = code_space.code_basis(code_stats["exp_mean"], code_stats["exp_cov"],
+                                                              settings.code_basis, device)
+        self.id_table_u = torch.zeros(max(groups) + 1, self.id_mean.shape[0], device=device, requires_grad=True)
+        self.exp_codes_u = torch.zeros(count, self.exp_mean.shape[0], device=device, requires_grad=True)
+        self.neutral = torch.tensor([t.neutral for t in targets], device=device)
+        self.twist = torch.zeros(count, 6, device=device, requires_grad=True)
+        self.log_scale = torch.zeros(count, device=device, requires_grad=True)
+        self.scale_mask = torch.tensor([t.fit_scale for t in targets], device=device, dtype=torch.float32)
+        self.pose_mask = torch.tensor([t.fit_pose for t in targets], device=device, dtype=torch.float32)[:, None]
+        self.rotation0 = torch.tensor(np.stack([t.init_rotation for t in targets]), dtype=torch.float32, device=device)
+        self.translation0 = torch.tensor(np.stack([t.init_translation for t in targets]), dtype=torch.float32,
+                                         device=device)
+        # The scale acts about each scan's centroid as first posed (a fixed model-space point), not
+        # about the input's origin, which may lie far away and would tie the scale to the translation.
+        centroids = torch.tensor(np.stack([t.surface_points.mean(axis=0) for t in targets]), dtype=torch.float32,
+                                 device=device)
+        self.pivot = (self.rotation0 @ centroids[..., None])[..., 0] + self.translation0
+
+    def optimiser(self, settings: FitSettings) -> torch.optim.Adam:
+        """Adam over the codes, plus the pose and the scale where some scan fits them."""
+        param_groups = [{"params": [self.id_table_u, self.exp_codes_u], "lr": settings.lr}]
+        if bool(self.pose_mask.any()):
+            param_groups.append({"params": [self.twist], "lr": settings.pose_lr})
+        if settings.scale_lr > 0 and bool(self.scale_mask.any()):
+            param_groups.append({"params": [self.log_scale], "lr": settings.scale_lr})
+        return torch.optim.Adam(param_groups)
+
+    def codes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """z_id (B, d_id) and z_exp (B, d_exp)."""
+        return (self.id_mean + self.id_table_u[self.group_index] @ self.id_basis.T,
+                self.exp_mean + self.exp_codes_u @ self.exp_basis.T)
+
+    def pose(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """rotation (B, 3, 3), translation (B, 3), scale (B,): input -> model is scale * R x + t."""
+        motion = se3_exp(self.twist * self.pose_mask)
+        rot, shift = motion[:, :3, :3], motion[:, :3, 3]
+        scale = torch.exp(self.log_scale * self.scale_mask)
+        shift = (rot @ self.translation0[..., None])[..., 0] + shift
+        # pivot + scale * (R x + shift - pivot)
+        return rot @ self.rotation0, scale[:, None] * shift + (1 - scale[:, None]) * self.pivot, scale
+
+    def prior(self) -> torch.Tensor:
+        """(B,) mean squared code in spread units (expression codes of non-neutral scans only)."""
+        return (self.id_table_u[self.group_index].square().mean(dim=1)
+                + self.exp_codes_u.square().mean(dim=1) * (~self.neutral).float())
+
+    def state(self) -> FitState:
+        with torch.no_grad():
+            rot, shift, scale = self.pose()
+            ids, exps = self.codes()
+            return FitState(ids.detach().clone(), exps.detach().clone(), self.neutral.clone(),
+                            rot.detach().clone(), shift.detach().clone(), scale.detach().clone())
+
+
+def cosine_factor(step: int, steps: int, final_fraction: float) -> float:
+    """The lr factor of ``step``: cosine decay from 1 to ``final_fraction`` over ``steps``."""
+    progress = step / max(1, steps - 1)
+    return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def optimise(model: torch.nn.Module, targets: list[FitTarget], settings: FitSettings, code_stats: dict[str, torch.Tensor],
              loss_weights, *, groups: list[int] | None = None, device: str | torch.device = "cpu",
              callback: Callable[[int, FitState], None] | None = None, callback_every: int = 0,
@@ -180,71 +251,24 @@ def optimise(model: torch.nn.Module, targets: list[FitTarget], settings: FitSett
     model.requires_grad_(False)
     batch = FitBatch(targets, settings, device)
     count = len(targets)
-    groups = list(range(count)) if groups is None else list(groups)
-    group_index = torch.tensor(groups, device=device)
-    # Codes are optimised in units of the training codes' spread (z = mean + u @ basis.T, u from 0;
-    # imface.fitting.code_space), so one lr suits any model: the code scale depends on the embedding
-    # weight and training length.
-    id_mean, id_basis = code_space.code_basis(code_stats["id_mean"], code_stats["id_cov"], settings.code_basis, device)
-    exp_mean, exp_basis = code_space.code_basis(code_stats["exp_mean"], code_stats["exp_cov"], settings.code_basis,
-                                                 device)
-    id_table_u = torch.zeros(max(groups) + 1, id_mean.shape[0], device=device, requires_grad=True)
-    exp_codes_u = torch.zeros(count, exp_mean.shape[0], device=device, requires_grad=True)
-    neutral = torch.tensor([t.neutral for t in targets], device=device)
-    twist = torch.zeros(count, 6, device=device, requires_grad=True)
-    log_scale = torch.zeros(count, device=device, requires_grad=True)
-    scale_mask = torch.tensor([t.fit_scale for t in targets], device=device, dtype=torch.float32)
-    pose_mask = torch.tensor([t.fit_pose for t in targets], device=device, dtype=torch.float32)[:, None]
-    rotation0 = torch.tensor(np.stack([t.init_rotation for t in targets]), dtype=torch.float32, device=device)
-    translation0 = torch.tensor(np.stack([t.init_translation for t in targets]), dtype=torch.float32, device=device)
-    param_groups = [{"params": [id_table_u, exp_codes_u], "lr": settings.lr}]
-
-    def codes() -> tuple[torch.Tensor, torch.Tensor]:
-        return id_mean + id_table_u[group_index] @ id_basis.T, exp_mean + exp_codes_u @ exp_basis.T
-    if bool(pose_mask.any()):
-        param_groups.append({"params": [twist], "lr": settings.pose_lr})
-    if settings.scale_lr > 0 and bool(scale_mask.any()):
-        param_groups.append({"params": [log_scale], "lr": settings.scale_lr})
-    # The scale acts about each scan's centroid as first posed (a fixed model-space point), not
-    # about the input's origin, which may lie far away and would tie the scale to the translation.
-    centroids = torch.tensor(np.stack([t.surface_points.mean(axis=0) for t in targets]), dtype=torch.float32,
-                             device=device)
-    pivot = (rotation0 @ centroids[..., None])[..., 0] + translation0
-    optimiser = torch.optim.Adam(param_groups)
+    variables = FitParameters(targets, settings, code_stats, list(range(count)) if groups is None else list(groups),
+                              device)
+    optimiser = variables.optimiser(settings)
     base = [g["lr"] for g in optimiser.param_groups]
-
-    def pose() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """rotation (B, 3, 3), translation (B, 3), scale (B,): input -> model is scale * R x + t."""
-        motion = se3_exp(twist * pose_mask)
-        rot, shift = motion[:, :3, :3], motion[:, :3, 3]
-        scale = torch.exp(log_scale * scale_mask)
-        shift = (rot @ translation0[..., None])[..., 0] + shift
-        # pivot + scale * (R x + shift - pivot)
-        return rot @ rotation0, scale[:, None] * shift + (1 - scale[:, None]) * pivot, scale
-
-    def state() -> FitState:
-        with torch.no_grad():
-            rot, shift, scale = pose()
-            ids, exps = codes()
-            return FitState(ids.detach().clone(), exps.detach().clone(), neutral.clone(),
-                            rot.detach().clone(), shift.detach().clone(), scale.detach().clone())
-
     history = np.zeros((settings.steps, count, len(TERMS)), dtype=np.float32)
     if callback is not None:
-        callback(0, state())
+        callback(0, variables.state())
     for step in range(settings.steps):
-        progress = step / max(1, settings.steps - 1)
-        factor = settings.final_lr_fraction + (1 - settings.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+        factor = cosine_factor(step, settings.steps, settings.final_lr_fraction)
         for group, lr in zip(optimiser.param_groups, base):
             group["lr"] = lr * factor
-        rot, shift, scale = pose()
-        ids, exps = codes()
-        robust = settings.robust_distance if progress >= 0.5 else 0.0
-        terms = per_scan_losses(model, batch, batch.sample(step), ids, exps, neutral, rot, shift, loss_weights, robust,
-                                scale)
+        rot, shift, scale = variables.pose()
+        ids, exps = variables.codes()
+        robust = settings.robust_distance if step / max(1, settings.steps - 1) >= 0.5 else 0.0
+        terms = per_scan_losses(model, batch, batch.sample(step), ids, exps, variables.neutral, rot, shift,
+                                loss_weights, robust, scale)
         if settings.code_prior > 0:
-            terms["prior"] = settings.code_prior * (id_table_u[group_index].square().mean(dim=1)
-                                                    + exp_codes_u.square().mean(dim=1) * (~neutral).float())
+            terms["prior"] = settings.code_prior * variables.prior()
             terms["total"] = terms["total"] + terms["prior"]
         optimiser.zero_grad(set_to_none=True)
         terms["total"].sum().backward()
@@ -252,5 +276,5 @@ def optimise(model: torch.nn.Module, targets: list[FitTarget], settings: FitSett
         history[step] = torch.stack([terms[k].detach() for k in TERMS], dim=1).cpu().numpy()
         done = step + 1
         if callback is not None and ((callback_every and done % callback_every == 0) or done == settings.steps):
-            callback(done, state())
-    return state(), history
+            callback(done, variables.state())
+    return variables.state(), history
