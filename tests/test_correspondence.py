@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import trimesh
-from safetensors.torch import save_file
 
 from imface.correspondence import (
     GroundTruth,
@@ -25,45 +23,10 @@ from imface.correspondence import (
     run_correspondence,
 )
 from imface.errors import ImfaceError
-from imface.generate import extract_scan_mesh, resolve_face
-from imface.io.mesh import write_mesh
+from imface.generate import resolve_face
 from imface.pretrained import load_pretrained
-from tests.synthetic_processed import sphere_of
-
-SCANS = ("001/1_neutral", "001/2_smile", "001/3_jaw_open", "002/2_smile")
-
-
-def make_fits(pretrained, data_dir: Path, out: Path, scans=SCANS, resolution: int = 40) -> Path:
-    """A fits folder (fits.json contract) whose codes are the trained rows of training scans."""
-    entries = []
-    for name in scans:
-        identity, expression = name.split("/")[0], name.split("_", 1)[1]
-        face = resolve_face(pretrained, identity if expression == "neutral" else f"{identity}+{name}")
-        folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({"id_code": face.id_code, "exp_code": face.exp_code,
-                   "neutral": torch.tensor([face.neutral], dtype=torch.uint8),
-                   "pose_rotation": torch.eye(3), "pose_translation": torch.zeros(3)}, str(folder / "codes.safetensors"))
-        mesh = extract_scan_mesh(pretrained, face.id_code, face.exp_code, face.neutral, resolution)
-        write_mesh(folder / "mesh.ply", mesh.vertices, mesh.faces)
-        entries.append({"name": name, "folder": name, "neutral": face.neutral, "identity": identity,
-                        "expression": expression, "processed": str(data_dir / name)})
-    (out / "fits.json").write_text(json.dumps({"format_version": 1, "model": str(pretrained.path),
-                                               "same_identity": False, "scans": entries}))
-    return out
-
-
-def add_registered_meshes(data_dir: Path, scans=SCANS) -> None:
-    """registered.ply for synthetic sphere scans: one icosphere's directions on every sphere, so
-    vertex i is the same point of the face (same direction from the centre) on every scan."""
-    directions = trimesh.creation.icosphere(subdivisions=3).vertices
-    faces = trimesh.creation.icosphere(subdivisions=3).faces
-    identities = sorted({name.split("/")[0] for name in scans})
-    for name in scans:
-        identity, expression = name.split("/")[0], name.split("_", 1)[1]
-        centre, radius = sphere_of(int(identity) - 1, expression)
-        assert identity in identities
-        write_mesh(data_dir / name / "registered.ply", centre + radius * directions, faces)
+from tests.model_fixtures import FIT_SCANS as SCANS
+from tests.model_fixtures import add_registered_meshes, make_fits
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from imface.cli import model_cmds
 from imface.errors import ImfaceError
 from imface.pretrained import load_pretrained
 from tests.model_fixtures import trained_tiny  # noqa: F401
-from tests.test_correspondence import add_registered_meshes, make_fits
+from tests.model_fixtures import add_registered_meshes, make_fits
 
 VERBS = ("export", "extract", "correspond", "sample", "interpolate", "transfer")
 
