@@ -9,6 +9,7 @@ requested unit, in the built-in raw layout.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -97,6 +98,16 @@ def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
     trimesh.Trimesh(vertices, faces, process=False).export(path, file_type="obj")
 
 
+def write_builtin_scan(stem: Path, scan: dict) -> None:
+    """One scan of :func:`make_raw_scan` in the built-in raw layout: ``stem.obj``, ``stem.lmk.txt``
+    and ``stem.registered.ply`` (``stem`` is ``<root>/<identity>/<number>_<expression>``)."""
+    write_obj(stem.with_suffix(".obj"), scan["vertices"], scan["faces"])
+    np.savetxt(stem.with_suffix(".lmk.txt"), scan["landmarks"])
+    trimesh.Trimesh(scan["registered_vertices"], scan["registered_faces"], process=False).export(
+        stem.parent / f"{stem.name}.registered.ply"
+    )
+
+
 def write_builtin_dataset(root: Path, identities: int = 2, expressions=((1, "neutral"), (2, "smile")),
                           seed: int = 0, unit: str = "mm", step: float = 4.0) -> Path:
     """Write a small raw dataset in the built-in layout (``dataset.json`` + per-scan files)."""
@@ -107,19 +118,12 @@ def write_builtin_dataset(root: Path, identities: int = 2, expressions=((1, "neu
         width = rng.uniform(0.95, 1.05)
         for number, expression in expressions:
             scan = make_raw_scan(rng, unit=unit, step=step, width=width)
-            stem = root / f"{identity:03d}" / f"{number}_{expression}"
-            write_obj(stem.with_suffix(".obj"), scan["vertices"], scan["faces"])
-            np.savetxt(stem.with_suffix(".lmk.txt"), scan["landmarks"])
-            trimesh.Trimesh(scan["registered_vertices"], scan["registered_faces"], process=False).export(
-                stem.parent / f"{stem.name}.registered.ply"
-            )
+            write_builtin_scan(root / f"{identity:03d}" / f"{number}_{expression}", scan)
     return root
 
 
 def hash_tree(root: Path) -> dict[str, str]:
     """SHA-256 of every file under ``root`` (to prove inputs are never modified)."""
-    import hashlib
-
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
         if p.is_file()

@@ -15,7 +15,7 @@ from imface.preprocess.align import apply_matrix
 from imface.preprocess.layouts import discover_scans
 from imface.preprocess.scan import PreprocessConfig, preprocess_scan, transform_to_raw
 from tests.preprocess import SMALL
-from tests.synthetic_raw import make_raw_scan, write_obj
+from tests.synthetic_raw import make_raw_scan, write_builtin_scan
 
 
 def _surface_distance(points, vertices, faces):
@@ -61,11 +61,7 @@ def test_pose_and_unit_do_not_change_the_result(tmp_path):
     outputs = []
     for index, (unit, seed) in enumerate((("mm", 1), ("cm", 2), ("m", 3))):
         scan = make_raw_scan(np.random.default_rng(seed), unit=unit)
-        folder = tmp_path / f"raw{index}" / "p"
-        write_obj(folder / "1_neutral.obj", scan["vertices"], scan["faces"])
-        np.savetxt(folder / "1_neutral.lmk.txt", scan["landmarks"])
-        trimesh.Trimesh(scan["registered_vertices"], scan["registered_faces"], process=False).export(
-            folder / "1_neutral.registered.ply")
+        write_builtin_scan(tmp_path / f"raw{index}" / "p" / "1_neutral", scan)
         (tmp_path / f"raw{index}" / "dataset.json").write_text('{"layout": "imface-builtin"}')
         source = discover_scans(tmp_path / f"raw{index}")[0]
         result = preprocess_scan(source, tmp_path / f"out{index}", PreprocessConfig(**SMALL))
