@@ -11,6 +11,7 @@ from imface.config.experiment import apply_overrides, preset
 from imface.contracts.experiment import CONFIG_NAME, checkpoint_path
 from imface.frame import MM_PER_UNIT
 from imface.io.mesh import read_mesh
+from imface.training.trainer import train
 
 
 def split_overrides(text: str) -> list[str]:
@@ -23,8 +24,6 @@ def train_or_reuse(data: Path, exp: Path, steps: int, seed: int, preset_name: st
     """Train ``preset_name`` with ``overrides`` and ``train.seed=seed`` for ``steps`` steps (no time
     limit) into ``exp``; nothing when its checkpoint at ``steps`` exists, a resume when a shorter
     run does."""
-    from imface.training.trainer import train  # the training code only where a model is trained
-
     if checkpoint_path(exp, steps).is_file():
         return
     config = apply_overrides(preset(preset_name), [*overrides, f"train.seed={seed}"])
