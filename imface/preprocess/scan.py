@@ -32,6 +32,7 @@ from imface.frame import CROP_RADIUS_MM, LENGTH_UNITS, MM_PER_UNIT
 from imface.preprocess.align import (
     align_landmarks, apply_matrix, detect_unit_scale, landmark_surface_distance, model_to_raw_matrix, raw_to_model_matrix,
 )
+from imface.preprocess.landmark_check import check_scan_landmarks
 from imface.preprocess.layouts import ScanSource
 from imface.errors import ImfaceError
 from imface.io.atomic import save_npy, write_json
@@ -203,6 +204,7 @@ def preprocess_scan(scan: ScanSource, out_dir: str | os.PathLike, config: Prepro
     vertices_mm = raw_vertices * unit_scale
     rotation, translation, rms = align_landmarks(landmarks_mm, lmk_path, align=config.align,
                                                  max_rms_mm=config.max_alignment_rms_mm)
+    check_scan_landmarks(scan, landmarks_mm.points)
     distance = landmark_surface_distance(landmarks_mm, vertices_mm, faces, lmk_path, config.max_landmark_distance_mm)
     vertices_canon = vertices_mm @ rotation.T + translation
     clock.lap("align")
