@@ -5,7 +5,10 @@ Three layouts are understood:
 - ``builtin``: the folder written by ``imface data bfm`` (``dataset.json`` with
   ``"layout": "imface-builtin"``): ``<id>/<k>_<expr>.obj`` + ``.lmk.txt`` + ``.registered.ply``.
 - ``facescape``: FaceScape TU models, ``<id>/models_reg/<k>_<expr>.obj`` or
-  ``<id>/<k>_<expr>.obj``, with landmarks from one vertex-index file shared by all meshes.
+  ``<id>/<k>_<expr>.obj``, with landmarks from one vertex-index file shared by all meshes:
+  ``--landmark-indices``, or the package's ids of the TU topology told from the first mesh's
+  vertex count (:mod:`imface.preprocess.facescape`). Each TU model is also the scan's
+  registered mesh (every TU model has the same topology).
 - ``list``: a ``.csv`` or ``.json`` list with ``mesh, landmarks, identity, expression``
   (optional ``registered``, ``name``); relative paths resolve against the list's folder,
   and every path must stay inside that folder.
@@ -21,14 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imface.errors import ImfaceError
+from imface.preprocess.facescape import FACESCAPE_EXPRESSIONS, detect_tu_topology
 
-#: FaceScape's 20 expressions, by their 1-based number.
-FACESCAPE_EXPRESSIONS = {
-    1: "neutral", 2: "smile", 3: "mouth_stretch", 4: "anger", 5: "jaw_left", 6: "jaw_right",
-    7: "jaw_forward", 8: "mouth_left", 9: "mouth_right", 10: "dimpler", 11: "chin_raiser",
-    12: "lip_puckerer", 13: "lip_funneler", 14: "sadness", 15: "lip_roll", 16: "grin",
-    17: "cheek_blowing", 18: "eye_closed", 19: "brow_raiser", 20: "brow_lower",
-}
 NEUTRAL_EXPRESSION = "neutral"
 LAYOUTS = ("builtin", "facescape", "list")
 _SCAN_STEM = re.compile(r"^(\d+)_([A-Za-z0-9_\-]+)$")
@@ -118,19 +115,20 @@ def _builtin_scans(root: Path) -> list[ScanSource]:
 
 
 def _facescape_scans(root: Path, landmark_indices: Path | None) -> list[ScanSource]:
-    if landmark_indices is None:
-        raise ImfaceError(root, "FaceScape layout needs --landmark-indices FILE (68 vertex ids of the TU mesh)")
+    """TU models; without ``landmark_indices``, the ids of the TU topology of the first mesh
+    (one topology per release: a mesh of another gets implausible landmarks, refused per scan)."""
+    meshes = [(mesh, parsed) for mesh in sorted(list(root.glob("*/models_reg/*.obj")) + list(root.glob("*/*.obj")))
+              if (parsed := _parse_stem(mesh.stem)) is not None]
+    if not meshes:
+        return []
+    indices = Path(landmark_indices) if landmark_indices else detect_tu_topology(meshes[0][0]).landmark_ids_path
     scans = []
-    for mesh in sorted(list(root.glob("*/models_reg/*.obj")) + list(root.glob("*/*.obj"))):
-        parsed = _parse_stem(mesh.stem)
-        if parsed is None:
-            continue
+    for mesh, (number, label) in meshes:
         id_dir = mesh.parent.parent if mesh.parent.name == "models_reg" else mesh.parent
         identity = _check_name_part(id_dir.name, "identity", mesh)
-        expression = FACESCAPE_EXPRESSIONS.get(parsed[0], parsed[1])
         scans.append(ScanSource(
-            name=f"{identity}/{mesh.stem}", identity=identity, expression=expression, mesh_path=mesh,
-            landmarks_path=None, landmark_indices_path=Path(landmark_indices),
+            name=f"{identity}/{mesh.stem}", identity=identity, expression=FACESCAPE_EXPRESSIONS.get(number, label),
+            mesh_path=mesh, landmarks_path=None, landmark_indices_path=indices, registered_path=mesh,
         ))
     return scans
 

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from imface.preprocess import facescape
 from imface.preprocess.layouts import detect_layout, discover_scans
 from imface.errors import ImfaceError
 
@@ -33,20 +34,39 @@ def test_builtin_layout(tmp_path):
     assert first.stem == "1_neutral"
 
 
+TRIANGLE_OBJ = "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n"
+
+
 def test_facescape_layout_both_folder_styles_and_expression_names(tmp_path):
-    _touch(tmp_path / "1" / "models_reg" / "1_neutral.obj")
-    _touch(tmp_path / "1" / "models_reg" / "18_eye_closed.obj")
-    _touch(tmp_path / "2" / "5_jaw_left.obj")
+    _touch(tmp_path / "1" / "models_reg" / "1_neutral.obj", TRIANGLE_OBJ)
+    _touch(tmp_path / "1" / "models_reg" / "18_eye_closed.obj", TRIANGLE_OBJ)
+    _touch(tmp_path / "2" / "5_jaw_left.obj", TRIANGLE_OBJ)
     _touch(tmp_path / "2" / "notes.obj")  # not <k>_<expr>: ignored
     ids = _touch(tmp_path.parent / f"{tmp_path.name}_ids.txt", "0\n")
     assert detect_layout(tmp_path) == "facescape"
-    with pytest.raises(ImfaceError, match="--landmark-indices"):
+    with pytest.raises(ImfaceError, match="--landmark-indices") as err:  # 3 vertices: no TU topology
         discover_scans(tmp_path)
+    assert str(err.value).startswith(f"{tmp_path / '1' / 'models_reg' / '18_eye_closed.obj'}: 3 vertices: not a "
+                                     "FaceScape TU topology (v10 has 26,317, v16 has 26,278)")
     scans = discover_scans(tmp_path, landmark_indices=ids)
     assert [(s.name, s.identity, s.expression) for s in scans] == [
         ("1/18_eye_closed", "1", "eye_closed"), ("1/1_neutral", "1", "neutral"), ("2/5_jaw_left", "2", "jaw_left"),
     ]
     assert all(s.landmarks_path is None and s.landmark_indices_path == ids for s in scans)
+    assert all(s.registered_path == s.mesh_path for s in scans)  # a TU model is its own registered mesh
+
+
+def test_facescape_layout_takes_the_ids_of_the_detected_tu_topology(tmp_path, monkeypatch):
+    ids = _touch(tmp_path / "ids" / "triangle.txt", "0\n1\n2\n0\n1\n")
+    monkeypatch.setitem(facescape.TU_TOPOLOGIES, 3, facescape.TuTopology("test-triangle", 3, ids))
+    raw = tmp_path / "raw"
+    for stem in ("1/models_reg/1_neutral", "1/models_reg/2_smile", "2/models_reg/1_neutral"):
+        _touch(raw / f"{stem}.obj", TRIANGLE_OBJ)
+    scans = discover_scans(raw)
+    assert [s.name for s in scans] == ["1/1_neutral", "1/2_smile", "2/1_neutral"]
+    assert all(s.landmark_indices_path == ids and s.registered_path == s.mesh_path for s in scans)
+    other = _touch(tmp_path / "given.txt", "2\n")
+    assert {s.landmark_indices_path for s in discover_scans(raw, landmark_indices=other)} == {other}
 
 
 def test_csv_and_json_lists_resolve_relative_paths(tmp_path):
