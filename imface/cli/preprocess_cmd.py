@@ -31,6 +31,16 @@ def parse_test_identities(text: str | None) -> int | list[str] | None:
     return name_list(text, "--test-identities")
 
 
+def _layout_or_none(input_path: Path) -> str | None:
+    """The detected layout, or None when there is none to detect (preprocess_dataset then says why)."""
+    from imface.preprocess.layouts import detect_layout  # imports trimesh: kept out of `imface --help`
+
+    try:
+        return detect_layout(input_path)
+    except ImfaceError:
+        return None
+
+
 def preprocess(
     input_path: Path = opt("--in", ..., "A raw dataset folder, or a .csv/.json scan list."),
     out: Path = opt("--out", ..., "The processed dataset."),
@@ -39,7 +49,8 @@ def preprocess(
         None, "--landmark-indices", help="68 (or 5) 0-based vertex ids of the landmarks in fixed-topology meshes."
     ),
     unit: str = opt("--unit", "auto", "Of the raw scans: auto (from the eye-corner distance) | mm | cm | m."),
-    align: str = typer.Option("landmarks", "--align", help="Alignment: landmarks (Kabsch to frontal) | none (only centring)."),
+    align: str = typer.Option("auto", "--align", help="Alignment: auto (none for facescape, else landmarks) | landmarks "
+                              "(Kabsch to frontal) | none (only centring)."),
     max_landmark_distance: float = typer.Option(
         5.0, "--max-landmark-distance", help="Refuse landmarks farther than this from the surface, mm."
     ),
@@ -51,6 +62,10 @@ def preprocess(
     seed: int = opt("--seed", 0, "Per-scan seeds derive from it and the scan name."),
     test_identities: Optional[str] = typer.Option(
         None, "--test-identities", help="Held-out identities: a count, or a comma list of names (default ~10%)."
+    ),
+    split_from: Optional[str] = typer.Option(
+        None, "--split-from", help="Train/test split instead of --test-identities: paper (the ImFace authors' FaceScape "
+        "split) | FILE: test identities, one per line, or a .csv of scans with name and split columns.",
     ),
     test_expressions: str = typer.Option(
         "jaw_left,jaw_right,mouth_left,mouth_right,eye_closed", "--test-expressions",
@@ -64,9 +79,12 @@ def preprocess(
 ) -> None:
     """Align, crop and sample raw face scans into a training dataset (paper Sec. 3.5)."""
     # heavy imports here keep `imface --help` fast
-    from imface.preprocess.run import preprocess_dataset
+    from imface.preprocess.run import default_align, preprocess_dataset
     from imface.preprocess.scan import PreprocessConfig
+    from imface.preprocess.split import resolve_split
 
+    if align == "auto":
+        align = default_align(layout or _layout_or_none(input_path))
     config = PreprocessConfig(
         layout=layout, landmark_indices=landmark_indices, unit=None if unit == "auto" else unit, align=align,
         max_landmark_distance_mm=max_landmark_distance, surface_samples=surface_samples,
@@ -75,7 +93,7 @@ def preprocess(
         test_expressions=tuple(name_list(test_expressions, "--test-expressions") or ()),
         workers=workers, shard=parse_shard(shard), preview=preview, force=force,
     )
-    summary = preprocess_dataset(input_path, out, config, progress=progress)
+    summary = preprocess_dataset(input_path, out, config, progress=progress, split=resolve_split(split_from))
     typer.echo(summary.format())
     if not summary.ok:
         raise typer.Exit(2)

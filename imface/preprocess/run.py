@@ -1,17 +1,16 @@
 """The batch runner of ``imface preprocess``: every scan of a dataset, resumable, sharded,
-in a process pool; then ``manifest.json`` with the train/test split.
+in a process pool; then ``manifest.json`` with the train/test split (:mod:`imface.preprocess.split`).
 
 A failing scan never stops the batch: its error is recorded as one ``path: reason``
 line in the summary and the other scans go on.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -22,21 +21,24 @@ from imface.errors import ImfaceError
 from imface.preprocess.layouts import ScanSource, discover_scans
 from imface.preprocess.scan import (FORMAT_VERSION, META_NAME, STAGES, PreprocessConfig, ScanResult, preprocess_scan,
                                     scan_output_dir, source_hashes)
+from imface.preprocess.split import SplitPlan, apply_split, choose_test_identities
 from imface.threads import init_worker_process
 
 __all__ = [
-    "PreprocessConfig", "PreprocessSummary", "ScanResult", "choose_test_identities", "preprocess_dataset",
-    "is_complete", "preprocess_scan", "shard_scans",
+    "PreprocessConfig", "PreprocessSummary", "ScanResult", "choose_test_identities", "default_align",
+    "preprocess_dataset", "is_complete", "preprocess_scan", "shard_scans",
 ]
 
 
 @dataclass
 class PreprocessSummary:
-    """What a batch did. ``results`` follow the sorted scan order of this shard."""
+    """What a batch did. ``results`` follow the sorted scan order of this shard; ``notes``: one
+    line each about the dataset as a whole (where the landmark ids came from, the split)."""
     results: list[ScanResult]
     manifest_path: Path | None
     seconds: float
     manifest_counts: dict[str, int]
+    notes: list[str] = field(default_factory=list)
 
     def _with(self, status: str) -> list[ScanResult]:
         return [r for r in self.results if r.status == status]
@@ -72,6 +74,7 @@ class PreprocessSummary:
             f"preprocess: {len(self.results)} scans: {len(self.done)} done, {len(self.skipped)} skipped, "
             f"{len(self.failed)} failed in {self.seconds:.1f} s; {self.seconds_per_scan():.2f} s per scan"
         ]
+        lines.extend(f"  {note}" for note in self.notes)
         if self.done:
             lines.append("  stage means (s): " + ", ".join(f"{k} {v:.3f}" for k, v in self.stage_means().items()))
         if self.failed:
@@ -95,23 +98,10 @@ def shard_scans(scans: list[ScanSource], shard: tuple[int, int] | None) -> list[
     return ordered[index::count]
 
 
-def choose_test_identities(identities: list[str], spec: int | list[str] | None, seed: int) -> list[str]:
-    """Held-out identities: the given names, or ``spec`` (default ~10%, at least 1 when
-    there are >= 2 identities) picked by a seeded hash ranking, so the choice does not
-    depend on numpy versions, scan order or sharding."""
-    ids = sorted(set(identities))
-    if isinstance(spec, (list, tuple)):
-        unknown = sorted(set(spec) - set(ids))
-        if unknown:
-            raise ImfaceError(None, f"--test-identities names unknown identities: {', '.join(unknown[:5])}")
-        chosen = sorted(set(spec))
-    else:
-        count = (max(1, round(0.1 * len(ids))) if len(ids) >= 2 else 0) if spec is None else int(spec)
-        if count < 0 or (count and count >= len(ids)):
-            raise ImfaceError(None, f"cannot hold out {count} of {len(ids)} identities and still train on one")
-        ranked = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}/{i}".encode()).hexdigest())
-        chosen = sorted(ranked[:count])
-    return chosen
+def default_align(layout: str | None) -> str:
+    """The alignment a layout needs: ``none`` for FaceScape TU models (already in one shared,
+    canonical-facing frame, so a Kabsch fit would only add per-expression tilts), else ``landmarks``."""
+    return "none" if layout == "facescape" else "landmarks"
 
 
 def is_complete(scan: ScanSource, out_dir: str | os.PathLike, config: PreprocessConfig) -> bool:
@@ -171,30 +161,27 @@ def _completed_scans(scans: list[ScanSource], out_dir: Path, config: PreprocessC
     return complete
 
 
-def preprocess_dataset(
-    source: str | os.PathLike, out_dir: str | os.PathLike, config: PreprocessConfig | None = None,
-    progress: bool = True,
-) -> PreprocessSummary:
-    """Preprocess every scan of ``source`` (dataset folder or .csv/.json list) into ``out_dir``.
+def _select_scans(source: Path, config: PreprocessConfig,
+                  split: SplitPlan | None) -> tuple[list[ScanSource], list[str], list[str], list[str]]:
+    """The dataset's scans to process (all, or those ``split`` keeps), the test identities and
+    expressions, and notes for the summary."""
+    scans = discover_scans(source, config.layout, config.landmark_indices)
+    notes = []
+    id_files = {s.landmark_indices_path for s in scans if s.landmarks_path is None}
+    if config.landmark_indices is None and len(id_files) == 1:
+        notes.append(f"landmark ids: {id_files.pop()} (the package's, for this FaceScape TU topology)")
+    if split is None:
+        test_identities = choose_test_identities([s.identity for s in scans], config.test_identities, config.seed)
+        return scans, test_identities, list(config.test_expressions), notes
+    if config.test_identities is not None:
+        raise ImfaceError(None, "give the test identities once: --split-from or --test-identities, not both")
+    applied = apply_split(split, scans)
+    test_expressions = list(config.test_expressions) if applied.test_expressions is None else applied.test_expressions
+    return applied.scans, applied.test_identities, test_expressions, notes + applied.notes
 
-    Scans already complete (meta.json with matching source SHA-256 and settings) are
-    skipped; ``config.shard`` selects a part of the scans; ``config.workers`` > 1 runs
-    a process pool with one thread per worker. Writes ``out_dir/manifest.json`` over all
-    complete scans of the dataset (including other shards' work). Raises
-    :class:`ImfaceError` only for problems with the dataset as a whole.
-    """
 
-    config = config or PreprocessConfig()
-    started = time.perf_counter()
-    source, out_dir = Path(source), Path(out_dir)
-    all_scans = discover_scans(source, config.layout, config.landmark_indices)
-    source_root = (source.parent if source.is_file() else source).resolve()
-    if out_dir.resolve() == source_root:
-        raise ImfaceError(out_dir, "output folder is the input dataset folder; choose another --out")
-    test_identities = choose_test_identities([s.identity for s in all_scans], config.test_identities, config.seed)
-    scans = shard_scans(all_scans, config.shard)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
+def _run_scans(scans: list[ScanSource], out_dir: Path, config: PreprocessConfig, progress: bool) -> dict[str, ScanResult]:
+    """Each scan's result, by name: in this process, or in a pool of ``config.workers``."""
     results: dict[str, ScanResult] = {}
     bar = tqdm(total=len(scans), desc="preprocess", unit="scan", disable=not progress)
     if config.workers == 1:
@@ -215,17 +202,44 @@ def preprocess_dataset(
                     )
                 bar.update(1)
     bar.close()
+    return results
+
+
+def preprocess_dataset(
+    source: str | os.PathLike, out_dir: str | os.PathLike, config: PreprocessConfig | None = None,
+    progress: bool = True, split: SplitPlan | None = None,
+) -> PreprocessSummary:
+    """Preprocess every scan of ``source`` (dataset folder or .csv/.json list) into ``out_dir``.
+
+    Scans already complete (meta.json with matching source SHA-256 and settings) are
+    skipped; ``config.shard`` selects a part of the scans; ``config.workers`` > 1 runs
+    a process pool with one thread per worker. ``split`` (``--split-from``) fixes the test
+    identities (and maybe expressions) and which scans are processed at all; without it,
+    ``config.test_identities`` chooses them. Writes ``out_dir/manifest.json`` over all
+    complete scans of the dataset (including other shards' work). Raises
+    :class:`ImfaceError` only for problems with the dataset as a whole.
+    """
+    config = config or PreprocessConfig()
+    started = time.perf_counter()
+    source, out_dir = Path(source), Path(out_dir)
+    all_scans, test_identities, test_expressions, notes = _select_scans(source, config, split)
+    source_root = (source.parent if source.is_file() else source).resolve()
+    if out_dir.resolve() == source_root:
+        raise ImfaceError(out_dir, "output folder is the input dataset folder; choose another --out")
+    scans = shard_scans(all_scans, config.shard)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = _run_scans(scans, out_dir, config, progress)
 
     completed = _completed_scans(all_scans, out_dir, config)
     manifest_path, counts = None, {}
     if completed:
         manifest_path = write_manifest(
-            out_dir, completed, test_identities, list(config.test_expressions),
+            out_dir, completed, test_identities, test_expressions,
             extra={"preprocess": config_to_dict(config), "source": str(source.resolve()),
-                   "dataset_scans": len(all_scans)},
+                   "dataset_scans": len(all_scans), **({} if split is None else {"split_from": split.source})},
         )
-        split = make_split(completed, test_identities, list(config.test_expressions))
-        counts = {"scans": len(completed), **{key: len(names) for key, names in split.items()}}
+        split_lists = make_split(completed, test_identities, test_expressions)
+        counts = {"scans": len(completed), **{key: len(names) for key, names in split_lists.items()}}
     return PreprocessSummary(
-        [results[s.name] for s in scans], manifest_path, time.perf_counter() - started, counts
+        [results[s.name] for s in scans], manifest_path, time.perf_counter() - started, counts, notes
     )
