@@ -5,24 +5,17 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
-from imface.cli.main import main
-
-
-def _run(*args: str) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--threads", "1", *args])
-    return int(exit_info.value.code or 0)
+from tests.run_cli import run_cli
 
 
 def test_builtin_data_preprocess_and_check(tmp_path, bfm, capsys):  # bfm: downloads/verifies the sources once
     raw, data = tmp_path / "raw", tmp_path / "processed"
-    assert _run("data", "bfm", "--out", str(raw), "--identities", "2",
+    assert run_cli("data", "bfm", "--out", str(raw), "--identities", "2",
                 "--expressions", "neutral,smile,jaw_left") == 0
-    assert _run("preprocess", "--in", str(raw), "--out", str(data), "--surface-samples", "20000",
+    assert run_cli("preprocess", "--in", str(raw), "--out", str(data), "--surface-samples", "20000",
                 "--space-samples", "4000", "--test-identities", "1", "--no-progress") == 0
-    assert _run("check-data", str(data)) == 0
+    assert run_cli("check-data", str(data)) == 0
     out = capsys.readouterr().out
     assert "OK: no problems found" in out
 
@@ -38,7 +31,7 @@ def test_builtin_data_preprocess_and_check(tmp_path, bfm, capsys):  # bfm: downl
 
     # a re-run skips every complete scan and changes nothing
     before = {p: p.stat().st_mtime_ns for p in data.rglob("*.npy")}
-    assert _run("preprocess", "--in", str(raw), "--out", str(data), "--surface-samples", "20000",
+    assert run_cli("preprocess", "--in", str(raw), "--out", str(data), "--surface-samples", "20000",
                 "--space-samples", "4000", "--test-identities", "1", "--no-progress") == 0
     assert "6 skipped" in capsys.readouterr().out
     assert before == {p: p.stat().st_mtime_ns for p in data.rglob("*.npy")}

@@ -12,6 +12,7 @@ from imface.benchmark.run import variant_experiment
 from imface.config.benchmark import VARIANTS, load_benchmark_config
 from imface.contracts.dataset import read_manifest
 from imface.errors import ImfaceError
+from tests.run_cli import run_cli
 from tests.synthetic_processed import write_builtin_processed
 
 
@@ -134,37 +135,29 @@ def test_tiny_benchmark_end_to_end_and_resume(builtin_data, tmp_path):
         run_benchmark(builtin_data, tmp_path / "bench", other, progress=False)
 
 
-def _cli(*args: str) -> int:
-    from imface.cli.main import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--threads", "1", *args])
-    return int(exit_info.value.code or 0)
-
-
 def test_baseline_cli_builds_fits_and_scores(builtin_data, tmp_path, capsys):
     models = tmp_path / "models"
-    assert _cli("baseline", "build", "--data", str(builtin_data), "--out", str(models), "--pca-sizes", "3,500",
+    assert run_cli("baseline", "build", "--data", str(builtin_data), "--out", str(models), "--pca-sizes", "3,500",
                 "--bilinear", "none", "--flame", "2,2") == 0
     out = capsys.readouterr().out
     assert "built pca3" in out and "note pca500: skipped" in out and "bilinear" not in out
     scan = read_manifest(builtin_data).test[0]
-    assert _cli("baseline", "fit", "--model", str(models / "pca3"), "--data", str(builtin_data), "--out",
+    assert run_cli("baseline", "fit", "--model", str(models / "pca3"), "--data", str(builtin_data), "--out",
                 str(tmp_path / "fits"), "--scans", scan, "--points", "2000") == 0
     assert (tmp_path / "fits" / scan / "mesh.ply").is_file()
     index = json.loads((tmp_path / "fits" / "fits.json").read_text())  # a fits folder like imface fit's
     assert index["method"] == "pca3" and [entry["name"] for entry in index["scans"]] == [scan]
-    assert _cli("eval", "--fits", str(tmp_path / "fits"), "--points", "5000") == 0
+    assert run_cli("eval", "--fits", str(tmp_path / "fits"), "--points", "5000") == 0
     summary = json.loads((tmp_path / "fits" / "eval" / "summary.json").read_text())
     assert summary["num_scored"] == 1 and summary["overall"]["chamfer_mm"]["mean"] < 5.0
 
-    assert _cli("baseline", "fit", "--model", str(models / "pca3"), "--data", str(builtin_data), "--out",
+    assert run_cli("baseline", "fit", "--model", str(models / "pca3"), "--data", str(builtin_data), "--out",
                 str(tmp_path / "fits"), "--scans", "nobody/1_neutral") == 2
     assert "no scan(s) named nobody/1_neutral" in capsys.readouterr().err
-    assert _cli("baseline", "build", "--data", str(builtin_data), "--out", str(tmp_path / "m2"), "--pca-sizes", "3,x") == 2
+    assert run_cli("baseline", "build", "--data", str(builtin_data), "--out", str(tmp_path / "m2"), "--pca-sizes", "3,x") == 2
     assert "--pca-sizes expects comma-separated integers, got '3,x'" in capsys.readouterr().err
-    assert _cli("benchmark", "--data", str(builtin_data), "--exp-dir", str(tmp_path / "b"), "--seeds", "0,one") == 2
+    assert run_cli("benchmark", "--data", str(builtin_data), "--exp-dir", str(tmp_path / "b"), "--seeds", "0,one") == 2
     assert "--seeds expects comma-separated integers" in capsys.readouterr().err
-    assert _cli("benchmark", "--data", str(builtin_data), "--exp-dir", str(tmp_path / "b"), "--preset", "huge") == 2
+    assert run_cli("benchmark", "--data", str(builtin_data), "--exp-dir", str(tmp_path / "b"), "--preset", "huge") == 2
     assert "unknown benchmark preset 'huge'" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()

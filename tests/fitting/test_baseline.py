@@ -14,6 +14,7 @@ from imface.contracts.dataset import read_manifest
 from imface.io.mesh import read_mesh
 from imface.ops.rigid import random_rotation
 from tests.baselines import write_dataset
+from tests.run_cli import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +25,6 @@ def baseline(tmp_path_factory):
     manifest = read_manifest(data)
     neutral = next(name for name in manifest.test if name.endswith("neutral"))
     return built.models["pca8"], manifest.folder(neutral)
-
-
-def _cli(*args: str) -> int:
-    from imface.cli.main import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--threads", "1", *args])
-    return int(exit_info.value.code or 0)
 
 
 def test_a_turned_mesh_in_mm_and_a_cloud_in_an_odd_unit_are_fitted_and_scored(baseline, tmp_path):
@@ -76,18 +69,18 @@ def test_a_turned_mesh_in_mm_and_a_cloud_in_an_odd_unit_are_fitted_and_scored(ba
 
 def test_cli_takes_either_data_or_inputs(baseline, tmp_path, capsys):
     model_path, scan = baseline
-    assert _cli("baseline", "fit", "--model", str(model_path), "--out", str(tmp_path / "o")) != 0
+    assert run_cli("baseline", "fit", "--model", str(model_path), "--out", str(tmp_path / "o")) != 0
     assert "either --data" in capsys.readouterr().err
     np.save(tmp_path / "plane.npy", np.column_stack([np.random.default_rng(0).uniform(-50, 50, (500, 2)),
                                                      np.zeros(500)]))
     before = (tmp_path / "plane.npy").read_bytes()
-    assert _cli("baseline", "fit", "--model", str(model_path), "--in", str(tmp_path / "plane.npy"),
+    assert run_cli("baseline", "fit", "--model", str(model_path), "--in", str(tmp_path / "plane.npy"),
                 "--out", str(tmp_path / "o")) != 0
     err = capsys.readouterr().err
     assert "plane" in err and str(tmp_path / "plane.npy") in err
     assert (tmp_path / "plane.npy").read_bytes() == before
     mesh = read_mesh(scan / "mesh.ply")
     trimesh.Trimesh(10 * mesh.vertices, mesh.faces, process=False).export(tmp_path / "cm.ply")
-    assert _cli("baseline", "fit", "--model", str(model_path), "--in", str(tmp_path / "cm.ply"), "--unit", "cm",
+    assert run_cli("baseline", "fit", "--model", str(model_path), "--in", str(tmp_path / "cm.ply"), "--unit", "cm",
                 "--out", str(tmp_path / "o")) == 0
     assert "(cm)" in capsys.readouterr().out
