@@ -89,7 +89,7 @@ def processed(tmp_path_factory):
 
 
 def test_facescape_preprocess_check_and_baselines(processed, tmp_path, capsys):
-    raw, data, vertex_count, id_file = processed
+    _, data, vertex_count, id_file = processed
     manifest = read_manifest(data)
     # the paper split's logic: its identities only, its test identities, the other expressions held out
     assert manifest.identities == sorted(TRAIN + TEST)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -117,8 +118,8 @@ def _residual_problems(fit: LandmarkFit) -> list[str]:
 def _relation_problems(fit: LandmarkFit) -> list[str]:
     """The named relations (module docstring) that ``fit`` breaks."""
     have = set(fit.ids)
-    y = lambda i: fit.at(i)[1]  # noqa: E731 - up, canonical mm
-    x = lambda i: fit.at(i)[0]  # noqa: E731 - to the subject's left
+    y = lambda i: fit.at(i)[1]  # up, canonical mm
+    x = lambda i: fit.at(i)[0]  # to the subject's left
     eyes = [i for i in EYE_CORNERS if i in have]
     problems = []
     if min(y(i) for i in eyes) <= y(NOSE_TIP_ID):
@@ -135,7 +136,7 @@ def _relation_problems(fit: LandmarkFit) -> list[str]:
     if len(fit.ids) == 68:
         order.append((list(NOSTRILS), "nostrils"))
     for group, label in order:
-        if any(x(a) >= x(b) for a, b in zip(group, group[1:])):
+        if any(x(a) >= x(b) for a, b in pairwise(group)):
             problems.append(f"{label} are not in right-to-left order")
     nose = fit.at(NOSE_TIP_ID)
     pairs = [("eye-corner distances from the nose tip", np.linalg.norm(fit.at(36) - nose),
