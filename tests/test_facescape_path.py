@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from imface.cli.main import main
 from imface.contracts.dataset import read_manifest
 from imface.io.mesh import read_mesh
 from imface.preprocess import facescape, split
+from tests.run_cli import run_cli
 from tests.synthetic_raw import make_canonical_scan, write_obj
 
 GRID_STEP_MM = 6.0
@@ -31,12 +31,6 @@ TU_OFFSET_MM = np.array([0.0, -9.0, 31.0])
 EXPRESSIONS = (1, 2, 3, 5)  # neutral, smile, mouth_stretch, jaw_left (not a paper training expression)
 TRAIN, TEST, ABSENT, OUTSIDE = ("1", "2", "3", "4"), ("5",), ("7",), ("9",)
 SMALL = ["--surface-samples", "6000", "--space-samples", "2000", "--near-surface", "2000"]
-
-
-def _cli(*args: str) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--threads", "1", *args])
-    return int(exit_info.value.code or 0)
 
 
 def _expression_displacement(vertices: np.ndarray, number: int) -> np.ndarray:
@@ -82,7 +76,7 @@ def processed(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(facescape.TU_TOPOLOGIES, vertex_count, facescape.TuTopology("test-grid", vertex_count, id_file))
         patch.setattr(split, "paper_split", lambda: paper)
-        code = _cli("preprocess", "--in", str(base / "raw"), "--out", str(base / "data"), "--layout", "facescape",
+        code = run_cli("preprocess", "--in", str(base / "raw"), "--out", str(base / "data"), "--layout", "facescape",
                     "--split-from", "paper", "--no-progress", *SMALL)
     assert code == 0
     return base / "raw", base / "data", vertex_count, id_file
@@ -105,10 +99,10 @@ def test_facescape_preprocess_check_and_baselines(processed, tmp_path, capsys):
     assert np.allclose(landmarks["ibug68"][30], [0.0, 0.0, 0.4], atol=1e-6)  # --align auto: none for TU models
     assert len(read_mesh(scan / "registered.ply").vertices) == vertex_count  # the TU model is the registered mesh
 
-    assert _cli("check-data", "--data", str(data)) == 0
+    assert run_cli("check-data", "--data", str(data)) == 0
     assert "OK: no problems found" in capsys.readouterr().out
     models = tmp_path / "baselines"
-    assert _cli("baseline", "build", "--data", str(data), "--out", str(models), "--pca-sizes", "2,4",
+    assert run_cli("baseline", "build", "--data", str(data), "--out", str(models), "--pca-sizes", "2,4",
                 "--bilinear", "2,2", "--flame", "2,2") == 0
     index = json.loads((models / "baselines.json").read_text())
     assert index["training_scans"] == len(manifest.train)
@@ -119,14 +113,14 @@ def test_facescape_preprocess_check_and_baselines(processed, tmp_path, capsys):
 def test_an_unknown_topology_or_scattered_ids_are_one_line_each(processed, tmp_path, capsys):
     raw, _, vertex_count, id_file = processed
     # without the test topology registered, the grid is no TU topology: one line naming the first mesh
-    assert _cli("preprocess", "--in", str(raw), "--out", str(tmp_path / "d1"), "--no-progress", *SMALL) == 2
+    assert run_cli("preprocess", "--in", str(raw), "--out", str(tmp_path / "d1"), "--no-progress", *SMALL) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(raw / "1" / "models_reg" / "1_neutral.obj") in err[0]
     assert f"{vertex_count:,} vertices: not a FaceScape TU topology" in err[0]
     # ids of another numbering (shifted) land on the surface but scattered: refused per scan, naming the mesh
     shifted = tmp_path / "shifted_ids.txt"
     np.savetxt(shifted, (np.loadtxt(id_file, dtype=int) + 37) % vertex_count, fmt="%d")
-    assert _cli("preprocess", "--in", str(raw), "--out", str(tmp_path / "d2"), "--landmark-indices",
+    assert run_cli("preprocess", "--in", str(raw), "--out", str(tmp_path / "d2"), "--landmark-indices",
                 str(shifted), "--test-identities", "1", "--no-progress", *SMALL) == 2
     out = capsys.readouterr().out
     assert "implausible landmarks (vertex ids from" in out and "/models_reg/1_neutral.obj: " in out
@@ -134,9 +128,9 @@ def test_an_unknown_topology_or_scattered_ids_are_one_line_each(processed, tmp_p
 
 def test_facescape_train_and_benchmark_to_the_report(processed, tmp_path):
     _, data, _, _ = processed
-    assert _cli("train", "--data", str(data), "--out", str(tmp_path / "exp"), "--preset", "tiny",
+    assert run_cli("train", "--data", str(data), "--out", str(tmp_path / "exp"), "--preset", "tiny",
                 "--max-steps", "20", "--device", "cpu", "--no-progress") == 0
-    assert _cli("benchmark", "--data", str(data), "--out", str(tmp_path / "bench"), "--preset", "tiny",
+    assert run_cli("benchmark", "--data", str(data), "--out", str(tmp_path / "bench"), "--preset", "tiny",
                 "--variants", "full,no-dist", "--train-steps", "10", "--device", "cpu", "--no-progress") == 0
     report = (tmp_path / "bench" / "report.md").read_text()
     assert "Table 1 analog" in report
