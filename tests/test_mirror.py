@@ -26,12 +26,10 @@ ALLOWED: dict[str, str] = {
     "imface/benchmark/curves.py": "run by tests/benchmark/test_run.py's tiny end-to-end benchmark",
     "imface/benchmark/figures.py": "run by tests/benchmark/test_run.py's tiny end-to-end benchmark",
     "imface/benchmark/parallel.py": "run by tests/benchmark/test_validation.py (a process pool: same numbers)",
-    "imface/demo.py": "`make demo` (about 11 minutes); its figure helper is tested in tests/fitting/test_fitter.py",
+    "imface/demo.py": "`make demo` (about 11 minutes); its figure helper is tested in tests/fitting/test_preview.py",
     "imface/fields/global_field.py": "the no-blend field, tested against the blend field it replaces: tests/fields/test_blend.py",
     "imface/fields/reference.py": "the loop reference itself, which tests/fields/test_blend.py and tests/test_model.py "
                                   "compare the batched model with",
-    "imface/fitting/outputs.py": "written and read back by fit() in tests/fitting/test_fitter.py",
-    "imface/fitting/preview.py": "drawn by fit(preview=True) in tests/fitting/test_fitter.py",
 }
 
 

@@ -11,8 +11,7 @@ import trimesh
 
 from imface import losses
 from imface.config import DEFAULT_FIT_ROBUST_MM
-from imface.contracts.fits import read_codes, read_fits_index
-from imface.fitting import outputs as fit_io
+from imface.contracts.fits import read_fits_index
 from imface.fitting.inputs import FitTarget, processed_target
 from imface.config.fit import FitSettings
 from imface.fitting.fitter import FitBatch, optimise, per_scan_losses
@@ -21,15 +20,8 @@ from imface.fitting.run import fit
 from imface.generate import face_mesh
 from imface.errors import ImfaceError
 from imface.ops.metrics import evaluate_reconstruction
+from tests.fitting import FAST
 from tests.synthetic_processed import sphere_of
-
-FAST = dict(steps=30, points=256, resolution=32, metrics_points=2000)
-
-
-@pytest.fixture(scope="module")
-def tiny(trained_tiny):
-    data_dir, exp_dir = trained_tiny
-    return data_dir, exp_dir, fit_io.load_model(exp_dir)
 
 
 def _target(data_dir, name: str, neutral: bool) -> FitTarget:
@@ -127,44 +119,6 @@ def test_partial_point_cloud_without_normals_lowers_the_surface_sdf(tiny, tmp_pa
     assert results[0].metrics is None and not (tmp_path / "fits/scan/mesh_raw.ply").exists()
 
 
-def test_preview_pictures_for_meshes_and_point_sets(tiny, tmp_path):
-    from PIL import Image
-
-    data_dir, exp_dir, loaded = tiny
-    np.save(tmp_path / "cloud.npy", np.load(data_dir / "004/2_smile/surface_points.npy")[:3000])
-    out = tmp_path / "fits"
-    fit(loaded, data_dir, out, scans=["001/1_neutral"], preview=True, **FAST)
-    fit(loaded, tmp_path / "cloud.npy", out, neutral="no", preview=True, **FAST)
-    for name in ("001/1_neutral", "cloud"):
-        image = np.asarray(Image.open(out / name / "preview.png").convert("RGB"))
-        assert image.shape[1] > 6 * 200 and image.shape[0] > 200  # one row of 6 cells (3 per view)
-        assert (image < 200).any(axis=2).mean() > 0.05  # something was drawn, not a blank sheet
-    sheet = np.asarray(Image.open(out / "preview.png").convert("RGB"))
-    assert sheet.shape[0] >= 2 * image.shape[0] - 10  # both scans of the folder, one row each
-    # imface eval without --data: the processed scan against its ground truth, the point set
-    # against itself as fitted (target.ply), with a picture sheet
-    assert (out / "cloud/target.ply").is_file() and not (out / "001/1_neutral/target.ply").exists()
-    from imface.cli.eval_cmd import write_eval_sheet
-    from imface.eval.evaluate import evaluate_folder
-
-    summary = evaluate_folder(out, num_points=5000)
-    assert [r.name for r in summary.scored] == ["001/1_neutral", "cloud"]
-    cloud = summary.scored[1].metrics
-    assert cloud["chamfer_mm"] > 0 and cloud["normal_consistency"] is None and cloud["footprint_chamfer_mm"] is None
-    assert summary.overall["count"] == 2 and summary.overall["normal_consistency"]["mean"] > 0
-    assert write_eval_sheet(summary).stat().st_size > 10_000
-    from imface.demo import write_fit_grid  # the demo's figure: the same rows, front view
-
-    grid = np.asarray(Image.open(write_fit_grid(data_dir, out, ["001/1_neutral"], tmp_path / "grid.png")).convert("RGB"))
-    assert grid.shape[1] > 3 * 200 and (grid < 200).any(axis=2).mean() > 0.05
-    # asking for pictures of scans fitted without them fits those scans again
-    plain = tmp_path / "plain"
-    fit(loaded, data_dir, plain, scans=["001/1_neutral"], **FAST)
-    assert not (plain / "001/1_neutral/preview.png").exists()
-    (again,) = fit(loaded, data_dir, plain, scans=["001/1_neutral"], preview=True, **FAST)
-    assert not again.skipped and (plain / "001/1_neutral/preview.png").is_file()
-
-
 def test_landmark_free_raw_mesh_recovers_the_rigid_pose(tiny, tmp_path):
     data_dir, _, loaded = tiny
     centre, radius = sphere_of(1, "smile")
@@ -193,38 +147,6 @@ def test_landmark_free_raw_mesh_recovers_the_rigid_pose(tiny, tmp_path):
     mesh_model = trimesh.load(tmp_path / "fits/face/mesh.ply", process=False)
     np.testing.assert_allclose(mesh_raw.vertices / 100.0 @ result.rotation.T + result.translation,
                                mesh_model.vertices, atol=1e-4)
-
-
-def test_outputs_follow_the_contract_and_rerun_resumes(tiny, tmp_path):
-    data_dir, exp_dir, _ = tiny
-    out = tmp_path / "fits"
-    results = fit(exp_dir, data_dir, out, scans=["001/1_neutral", "002/2_smile"], same_identity=True, **FAST)
-    index = read_fits_index(out)
-    assert index["format_version"] == 1 and index["same_identity"] is True and index["model"] == str(exp_dir)
-    assert [s["name"] for s in index["scans"]] == ["001/1_neutral", "002/2_smile"]
-    entry = index["scans"][1]
-    assert entry == {"name": "002/2_smile", "folder": "002/2_smile", "neutral": False, "identity": "002",
-                     "expression": "smile", "processed": str((data_dir / "002/2_smile").resolve())}
-    for result in results:
-        folder = out / result.name
-        codes = read_codes(folder)
-        assert codes["id_code"].shape == (16,) and codes["exp_code"].shape == (16,)
-        assert codes["neutral"].dtype == torch.uint8 and codes["neutral"].tolist() == [int(result.neutral)]
-        torch.testing.assert_close(codes["pose_rotation"], torch.eye(3))
-        assert codes["pose_translation"].abs().max() == 0
-        info = json.loads((folder / "fit.json").read_text())
-        assert info["steps"] == FAST["steps"] and info["metrics"]["chamfer_mm"] > 0
-        assert info["settings"]["robust_distance"] == 0.0  # processed scans: no clutter to ignore
-        assert {"fscore@1mm", "fscore@2.5mm", "fscore@5mm", "normal_consistency"} <= set(info["metrics"])
-        assert len((folder / "loss_history.jsonl").read_text().splitlines()) == FAST["steps"]
-        assert len(trimesh.load(folder / "mesh.ply", process=False).faces) > 0
-    stamp = (out / "002/2_smile/fit.json").stat().st_mtime_ns
-    again = fit(exp_dir, data_dir, out, scans=["001/1_neutral", "002/2_smile"], same_identity=True, **FAST)
-    assert all(r.skipped for r in again) and (out / "002/2_smile/fit.json").stat().st_mtime_ns == stamp
-    np.testing.assert_array_equal(again[1].id_code, results[1].id_code)
-    changed = fit(exp_dir, data_dir, out, scans=["002/2_smile"], same_identity=True, **{**FAST, "steps": 5})
-    assert not changed[0].skipped and json.loads((out / "002/2_smile/fit.json").read_text())["steps"] == 5
-    assert len(read_fits_index(out)["scans"]) == 2  # merged, not replaced
 
 
 @pytest.mark.parametrize("case", ["empty", "nan", "wrong_unit", "far_away"])

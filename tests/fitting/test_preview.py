@@ -1,0 +1,44 @@
+"""Fit previews: a picture per scan and a sheet per folder, for processed scans and point sets;
+the evaluation sheet and the demo's figure from the same folder; pictures asked for later refit."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from imface.cli.eval_cmd import write_eval_sheet
+from imface.demo import write_fit_grid
+from imface.eval.evaluate import evaluate_folder
+from imface.fitting.run import fit
+from tests.fitting import FAST
+
+
+def test_preview_pictures_for_meshes_and_point_sets(tiny, tmp_path):
+    data_dir, exp_dir, loaded = tiny
+    np.save(tmp_path / "cloud.npy", np.load(data_dir / "004/2_smile/surface_points.npy")[:3000])
+    out = tmp_path / "fits"
+    fit(loaded, data_dir, out, scans=["001/1_neutral"], preview=True, **FAST)
+    fit(loaded, tmp_path / "cloud.npy", out, neutral="no", preview=True, **FAST)
+    for name in ("001/1_neutral", "cloud"):
+        image = np.asarray(Image.open(out / name / "preview.png").convert("RGB"))
+        assert image.shape[1] > 6 * 200 and image.shape[0] > 200  # one row of 6 cells (3 per view)
+        assert (image < 200).any(axis=2).mean() > 0.05  # something was drawn, not a blank sheet
+    sheet = np.asarray(Image.open(out / "preview.png").convert("RGB"))
+    assert sheet.shape[0] >= 2 * image.shape[0] - 10  # both scans of the folder, one row each
+    # imface eval without --data: the processed scan against its ground truth, the point set
+    # against itself as fitted (target.ply), with a picture sheet
+    assert (out / "cloud/target.ply").is_file() and not (out / "001/1_neutral/target.ply").exists()
+    summary = evaluate_folder(out, num_points=5000)
+    assert [r.name for r in summary.scored] == ["001/1_neutral", "cloud"]
+    cloud = summary.scored[1].metrics
+    assert cloud["chamfer_mm"] > 0 and cloud["normal_consistency"] is None and cloud["footprint_chamfer_mm"] is None
+    assert summary.overall["count"] == 2 and summary.overall["normal_consistency"]["mean"] > 0
+    assert write_eval_sheet(summary).stat().st_size > 10_000
+    # the demo's figure: the same rows, front view
+    grid = np.asarray(Image.open(write_fit_grid(data_dir, out, ["001/1_neutral"], tmp_path / "grid.png")).convert("RGB"))
+    assert grid.shape[1] > 3 * 200 and (grid < 200).any(axis=2).mean() > 0.05
+    # asking for pictures of scans fitted without them fits those scans again
+    plain = tmp_path / "plain"
+    fit(loaded, data_dir, plain, scans=["001/1_neutral"], **FAST)
+    assert not (plain / "001/1_neutral/preview.png").exists()
+    (again,) = fit(loaded, data_dir, plain, scans=["001/1_neutral"], preview=True, **FAST)
+    assert not again.skipped and (plain / "001/1_neutral/preview.png").is_file()
