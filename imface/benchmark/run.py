@@ -1,15 +1,17 @@
 """``imface benchmark``: train ImFace and its ablations, build and fit the baselines, fit the
 held-out scans, score everything with the authors' protocol, and write ``report.md``.
 
-The benchmark folder (``--exp-dir``) is the contract; every stage skips work already done, so
-an interrupted run resumes where it stopped::
-
-laid out as :mod:`imface.contracts.benchmark` describes.
+The benchmark folder (``--out``) is the contract, laid out as :mod:`imface.contracts.benchmark`
+describes; every stage skips work already done, so an interrupted run resumes where it stopped.
+Before any stage the pre-flight (:mod:`imface.benchmark.preflight`) checks what every stage needs;
+:func:`dry_run_benchmark` also runs every stage, small, in a temporary folder.
 """
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +22,7 @@ from imface.benchmark.curves import curve_steps, evaluate_intermediate, fit_inte
 from imface.benchmark.figures import write_fig4
 from imface.benchmark.methods import baseline_names, correspondence_model, methods, variant_experiment
 from imface.benchmark.parallel import run_calls
+from imface.benchmark.preflight import Preflight, check_benchmark, dry_run_config
 from imface.benchmark.report import collect_results, write_report
 from imface.benchmark.validation import choose_regularisation, read_chosen
 from imface.config.benchmark import BenchmarkConfig, load_benchmark_config, save_benchmark_config
@@ -78,10 +81,12 @@ def choose_test_scans(manifest: Manifest, count: int) -> list[str]:
 
 class Timings:
     """Seconds per stage, kept in ``timings.json`` across resumed runs (a skipped stage keeps
-    the time it took when it ran)."""
+    the time it took when it ran). ``name_failures``: any exception in a stage becomes one
+    ImfaceError line that names the stage (the dry run's report)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, name_failures: bool = False) -> None:
         self.path = path
+        self.name_failures = name_failures
         self.seconds: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
 
     def run(self, stage: str, work: Callable[[], bool], progress: bool) -> None:
@@ -89,7 +94,13 @@ class Timings:
         if progress:
             print(f"[benchmark] {stage} ...", flush=True)
         started = time.perf_counter()
-        did_work = work()
+        try:
+            did_work = work()
+        except Exception as err:
+            if not self.name_failures:
+                raise
+            text = str(err) if isinstance(err, ImfaceError) else f"{type(err).__name__}: {err}"
+            raise ImfaceError(None, f"stage '{stage}' failed: {text}") from err
         if did_work or stage not in self.seconds:
             self.seconds[stage] = time.perf_counter() - started
             write_json(self.path, self.seconds)
@@ -227,18 +238,70 @@ def run_benchmark(data_dir: str | Path, bench_dir: str | Path, config: Benchmark
                   progress: bool = True, workers: int | None = None) -> Path:
     """Run (or resume) every stage into ``bench_dir``; returns the path of ``report.md``.
 
+    The pre-flight (:func:`imface.benchmark.preflight.check_benchmark`) runs first: a problem
+    any stage would meet stops the run with one ImfaceError line before any training.
     ``workers``: one-thread processes for the baseline fits and the scoring (default: the
     thread count of :func:`imface.threads.set_threads`); results do not depend on it.
     """
-
-    config.validate()
-    workers = get_threads() if workers is None else max(1, int(workers))
     data_dir, bench_dir = Path(data_dir), Path(bench_dir)
+    checked = check_benchmark(data_dir, bench_dir, config, device)
+    if progress:
+        print(f"[benchmark] pre-flight: {checked.summary()}", flush=True)
+    timings = Timings(BenchmarkFolder(bench_dir).timings)
+    return _run_stages(data_dir, bench_dir, config, device, progress, workers, timings)
+
+
+@dataclass
+class DryRun:
+    """A dry run that worked: the real run's pre-flight, the small config every stage ran with, seconds."""
+
+    preflight: Preflight
+    config: BenchmarkConfig
+    seconds: float
+
+    def summary(self, real: BenchmarkConfig) -> str:
+        dry = self.config
+        return (f"dry run: the benchmark path works; every stage ran ({len(dry.variants)} variants x "
+                f"{dry.train_steps} steps, {dry.test_scans} test scan(s)) in {self.seconds:.0f} s in a temporary "
+                f"folder, now removed. The real run: {len(real.variants)} variants x {len(real.seeds)} seed(s) x "
+                f"{real.train_steps:,} steps, {self.preflight.test_scans} test scans, about "
+                f"{self.preflight.planned_bytes / 1e9:.1f} GB to write")
+
+
+def dry_run_benchmark(data_dir: str | Path, bench_dir: str | Path, config: BenchmarkConfig, *, device: str = "auto",
+                      progress: bool = True, workers: int | None = None) -> DryRun:
+    """The pre-flight of the real run into ``bench_dir`` (which is not written), then every stage
+    with :func:`imface.benchmark.preflight.dry_run_config`'s small config in a temporary folder
+    (under ``TMPDIR``), removed afterwards. The first stage that fails raises one ImfaceError line
+    that names it."""
+    data_dir = Path(data_dir)
+    checked = check_benchmark(data_dir, bench_dir, config, device)
+    if progress:
+        print(f"[benchmark] pre-flight: {checked.summary()}", flush=True)
+    dry = dry_run_config(config, checked.test_split)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="imface-benchmark-dry-run-") as tmp:
+        folder = Path(tmp) / "benchmark"
+        check_benchmark(data_dir, folder, dry, device)  # the small run's own disk need, in TMPDIR
+        timings = Timings(BenchmarkFolder(folder).timings, name_failures=True)
+        try:
+            _run_stages(data_dir, folder, dry, device, progress, workers, timings)
+        except ImfaceError as err:
+            raise ImfaceError(err.path, f"dry run: {err.problem}") from err
+        except Exception as err:  # outside the stages: the results or the report
+            raise ImfaceError(None, f"dry run: collecting the results or writing the report failed: "
+                                    f"{type(err).__name__}: {err}") from err
+    return DryRun(checked, dry, time.perf_counter() - started)
+
+
+def _run_stages(data_dir: Path, bench_dir: Path, config: BenchmarkConfig, device: str, progress: bool,
+                workers: int | None, timings: Timings) -> Path:
+    """Every stage in order (each skips work already done); returns the path of ``report.md``."""
+    workers = get_threads() if workers is None else max(1, int(workers))
     manifest = read_manifest(data_dir)
     device = str(resolve_device(device))
     _prepare(bench_dir, config, data_dir)
     scans = choose_test_scans(manifest, config.test_scans)
-    timings = Timings(BenchmarkFolder(bench_dir).timings)
     timings.run("train ImFace variants", lambda: _train_variants(config, data_dir, bench_dir, device, progress), progress)
     timings.run("fit ImFace variants", lambda: _fit_variants(config, data_dir, bench_dir, scans, device), progress)
     timings.run("build baselines", lambda: _baselines(config, data_dir, bench_dir), progress)
