@@ -41,7 +41,7 @@ data=${DATA:-.gpu/data}
 if [ -f "$data/manifest.json" ]; then
   minutes=$([ "$quick" = 1 ] && echo 0.5 || echo 3)
   rm -rf /tmp/imface-gpu-run
-  step train $((${minutes%.*} * 60 + 120)) "$python" -m imface train --data "$data" --exp-dir /tmp/imface-gpu-run \
+  step train $((${minutes%.*} * 60 + 120)) "$python" -m imface train --data "$data" --out /tmp/imface-gpu-run \
     --preset gpu --device "$device" --max-minutes "$minutes" --no-progress
   cp /tmp/imface-gpu-run/curves.jsonl /tmp/imface-gpu-run/loss_curves.png "$out/" 2>/dev/null
   tail -n 3 "$out/curves.jsonl" >> "$out/summary.txt" 2>/dev/null
