@@ -42,7 +42,7 @@ def benchmark(
       tiny   5 x 1 x 30       minutes on 2 CPU cores (CI; a tiny network)
       cpu    4 x 2 x 500      56 min on 2 CPU cores (measured: make benchmark)
       long   6 x 3 x 8,000    1-2 days on 2 CPU cores (estimate)
-      paper  6 x 1 x 100,000  15-43 h on one H100 GPU (estimate: see
+      paper  6 x 1 x 100,000  15-44 h on one H100 GPU (estimate: see
                               docs/facescape.md)
     """
     from imface.benchmark import benchmark_preset, run_benchmark  # heavy imports here keep `imface --help` fast
