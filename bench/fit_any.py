@@ -47,14 +47,22 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
+from imface.baselines.io import load_training_meshes  # noqa: E402
+from imface.benchmark.run import choose_test_scans  # noqa: E402
+from imface.builtin import perturb  # noqa: E402
+from imface.contracts.dataset import read_manifest  # noqa: E402
+from imface.correspondence import registered_face_vertices  # noqa: E402
+from imface.errors import ImfaceError  # noqa: E402
+from imface.fitting.run import fit  # noqa: E402
+from imface.io.mesh import read_mesh, write_mesh  # noqa: E402
+from imface.ops.ground_truth_crop import crop_like_ground_truth  # noqa: E402
+from imface.ops.metrics import evaluate_reconstruction  # noqa: E402
+from imface.ops.visibility import visible_vertices  # noqa: E402
+from imface.threads import set_threads  # noqa: E402
 from tests.ops.meshes import rotation_angle_deg  # noqa: E402
 
 
 def build_cases(data: Path, scans: list[str], out: Path, seed: int) -> list[dict]:
-    from imface.builtin import perturb
-    from imface.io.mesh import read_mesh, write_mesh
-    from imface.ops.visibility import visible_vertices
-
     rng = np.random.default_rng(seed)
     cases = []
     for scan in scans:
@@ -92,10 +100,6 @@ def build_cases(data: Path, scans: list[str], out: Path, seed: int) -> list[dict
 
 
 def score(case: dict, fit_dir: Path, data: Path, points: int) -> dict:
-    from imface.ops.ground_truth_crop import crop_like_ground_truth
-    from imface.io.mesh import read_mesh
-    from imface.ops.metrics import evaluate_reconstruction
-
     fit = json.loads((fit_dir / "fit.json").read_text())
     frames = fit["frames"]
     truth = case["truth"]
@@ -129,11 +133,6 @@ def person_sizes(data: Path, scans: list[str]) -> dict[str, float] | None:
     centroids of its registered mesh's vertices inside the mean's unit sphere, against the
     mean's own. A search onto the mean face makes this much of a scale error by construction
     (a 3% bigger person comes out about 3% small). None without registered meshes."""
-    from imface.baselines.io import load_training_meshes
-    from imface.correspondence import registered_face_vertices
-    from imface.errors import ImfaceError
-    from imface.io.mesh import read_mesh
-
     try:
         training = load_training_meshes(data, "train")
     except ImfaceError:
@@ -160,16 +159,13 @@ def visible_chamfer(recon: tuple[np.ndarray, np.ndarray], gt_vertices: np.ndarra
     """Chamfer on the part of the ground truth one camera saw: ground-truth samples on the visible
     faces against fit samples that the camera (``view``) sees too and whose ray toward it crosses
     the visible part (the fit's own hidden side would otherwise count); no re-alignment."""
-    from imface.ops.metrics import evaluate_reconstruction
-    from imface.ops.visibility import visible_vertices
-
     seen = visible_vertices(recon[0], recon[1], view)
     faces = recon[1][seen[recon[1]].all(axis=1)]
     return evaluate_reconstruction(recon[0], faces, gt_vertices, visible_faces, num_points=points, align="none",
                                    footprint=True, footprint_direction=view).footprint_chamfer_mm
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exp-dir", required=True)
     parser.add_argument("--data", required=True, type=Path)
@@ -187,26 +183,13 @@ def main() -> None:
     parser.add_argument("--scale-lr", type=float, default=0.0, help="imface fit --scale-lr of the landmark-free fits")
     parser.add_argument("--scale-sweep", type=int, default=None, help="imface fit --scale-sweep (default: imface fit's)")
     parser.add_argument("--kinds", default="mesh,cloud,bad", help="which inputs to fit: mesh, cloud, bad (non-faces)")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    from imface.benchmark.run import choose_test_scans
-    from imface.fitting.run import fit
-    from imface.errors import ImfaceError
-    from imface.contracts.dataset import read_manifest
-    from imface.io.mesh import read_mesh
-    from imface.threads import set_threads
 
-    set_threads(args.threads)
-    scans = choose_test_scans(read_manifest(args.data), args.scans)
-    (args.out / "inputs").mkdir(parents=True, exist_ok=True)
-    kinds = set(args.kinds.split(","))
-    cases = [c for c in build_cases(args.data, scans, args.out, args.seed) if c["kind"] in kinds]
-    options = dict(steps=args.steps, points=1024, landmarks=False, resolution=128, seed=args.fit_seed,
-                   metrics_points=0)
+def reference_chamfers(args: argparse.Namespace, scans: list[str], options: dict) -> tuple[dict, dict]:
+    """The landmark-aligned fits of the processed scans and their Chamfer (mm) to the ground truth,
+    cropped like it and uncropped, per scan."""
     fit(args.exp_dir, args.data, args.out / "reference", split="test", scans=scans, progress=False, **options)
-    from imface.ops.ground_truth_crop import crop_like_ground_truth
-    from imface.ops.metrics import evaluate_reconstruction
-
     reference, reference_uncropped = {}, {}
     for scan in scans:
         gt, recon = read_mesh(args.data / scan / "mesh.ply"), read_mesh(args.out / "reference" / scan / "mesh.ply")
@@ -214,6 +197,12 @@ def main() -> None:
                                                   gt.faces, num_points=args.eval_points, footprint=False).chamfer_mm
         reference_uncropped[scan] = evaluate_reconstruction(recon.vertices, recon.faces, gt.vertices, gt.faces,
                                                             num_points=args.eval_points, footprint=False).chamfer_mm
+    return reference, reference_uncropped
+
+
+def fit_cases(args: argparse.Namespace, cases: list[dict], options: dict, reference: dict) -> tuple[list[dict], list[float]]:
+    """Fit every case as ``imface fit --unit auto`` does: one row each (scored, or refused), and the
+    seconds of each fit not reused from an earlier run."""
     rows, seconds = [], []
     for case in cases:
         path = args.out / "inputs" / case["input"]
@@ -241,12 +230,11 @@ def main() -> None:
               f"({r['unit']}, coverage {100 * r['coverage']:.0f}%) Chamfer {r['chamfer_mm']:.3f} mm "
               f"(reference {reference[case['scan']]:.3f}) "
               + ("reused" if reused else f"{seconds[-1]:.1f} s"), flush=True)
-    good = [r for r in rows if r["kind"] in ("mesh", "cloud") and "scale_error_pct" in r]
-    within = [abs(r["scale_error_pct"]) <= 2 and r["pose_error_deg"] <= 2 for r in good]
-    searched = [abs(r["search_scale_error_pct"]) <= 2 for r in good]
-    meshes = {r["scan"]: r for r in good if r["kind"] == "mesh"}
-    ratios = [meshes[s]["chamfer_mm"] / reference[s] for s in meshes]
-    uncropped = [meshes[s]["chamfer_uncropped_mm"] / reference_uncropped[s] for s in meshes]
+    return rows, seconds
+
+
+def visible_region_ratios(args: argparse.Namespace, good: list[dict], meshes: dict[str, dict]) -> list[float]:
+    """Per cloud whose scan's mesh fit exists: cloud fit / mesh fit Chamfer on the region the cloud's camera saw."""
     partial = []
     for r in good:
         if r["kind"] == "cloud" and r["scan"] in meshes:
@@ -256,6 +244,39 @@ def main() -> None:
             full = visible_chamfer(meshes[r["scan"]]["aligned"], gt, r["visible_faces"], view, args.eval_points)
             partial.append(cloud / full)
             print(f"{r['scan']}: visible-region Chamfer cloud {cloud:.3f} mm, mesh {full:.3f} mm", flush=True)
+    return partial
+
+
+def print_person_sizes(good: list[dict], sizes: dict[str, float]) -> None:
+    """The people's own size against the mean face beside the scale errors (adds it to each row)."""
+    errors = np.array([r["scale_error_pct"] for r in good])
+    size = np.array([sizes[r["scan"]] for r in good])
+    for r in good:
+        r["person_size_pct"] = sizes[r["scan"]]
+    print(f"fit_any: the people's size against the training mean face: |size| median {np.median(abs(size)):.2f}%; "
+          f"a scale found as the mean face's would be within 2% on {int(np.sum(abs(size) <= 2))}/{len(size)}; "
+          f"correlation of the scale errors with -size {np.corrcoef(errors, -size)[0, 1]:.2f}; "
+          f"scale error + size: median {np.median(errors + size):+.2f}%, std {np.std(errors + size):.2f}%")
+
+
+def main() -> None:
+    args = arguments()
+    set_threads(args.threads)
+    scans = choose_test_scans(read_manifest(args.data), args.scans)
+    (args.out / "inputs").mkdir(parents=True, exist_ok=True)
+    kinds = set(args.kinds.split(","))
+    cases = [c for c in build_cases(args.data, scans, args.out, args.seed) if c["kind"] in kinds]
+    options = dict(steps=args.steps, points=1024, landmarks=False, resolution=128, seed=args.fit_seed,
+                   metrics_points=0)
+    reference, reference_uncropped = reference_chamfers(args, scans, options)
+    rows, seconds = fit_cases(args, cases, options, reference)
+    good = [r for r in rows if r["kind"] in ("mesh", "cloud") and "scale_error_pct" in r]
+    within = [abs(r["scale_error_pct"]) <= 2 and r["pose_error_deg"] <= 2 for r in good]
+    searched = [abs(r["search_scale_error_pct"]) <= 2 for r in good]
+    meshes = {r["scan"]: r for r in good if r["kind"] == "mesh"}
+    ratios = [meshes[s]["chamfer_mm"] / reference[s] for s in meshes]
+    uncropped = [meshes[s]["chamfer_uncropped_mm"] / reference_uncropped[s] for s in meshes]
+    partial = visible_region_ratios(args, good, meshes)
     refused = [r for r in rows if r["kind"] == "bad" and r.get("refused")]
     failed = [r for r in rows if r["kind"] != "bad" and r.get("refused")]
     print(f"fit_any: scale within 2% and pose within 2 deg: {sum(within)}/{len(within)} "
@@ -263,14 +284,7 @@ def main() -> None:
           f"|scale error| median {np.median([abs(r['scale_error_pct']) for r in good]):.2f}%; good inputs refused: {len(failed)}")
     sizes = person_sizes(args.data, scans) if good else None
     if sizes is not None:
-        errors = np.array([r["scale_error_pct"] for r in good])
-        size = np.array([sizes[r["scan"]] for r in good])
-        for r in good:
-            r["person_size_pct"] = sizes[r["scan"]]
-        print(f"fit_any: the people's size against the training mean face: |size| median {np.median(abs(size)):.2f}%; "
-              f"a scale found as the mean face's would be within 2% on {int(np.sum(abs(size) <= 2))}/{len(size)}; "
-              f"correlation of the scale errors with -size {np.corrcoef(errors, -size)[0, 1]:.2f}; "
-              f"scale error + size: median {np.median(errors + size):+.2f}%, std {np.std(errors + size):.2f}%")
+        print_person_sizes(good, sizes)
     if ratios:
         print(f"fit_any: mesh fit Chamfer / processed-scan fit (both cropped like the ground truth): median "
               f"{np.median(ratios):.3f}, max {np.max(ratios):.3f}, within 1.10 on {sum(r <= 1.10 for r in ratios)}/"
@@ -287,7 +301,6 @@ def main() -> None:
     summary = [{k: v for k, v in r.items() if k not in ("aligned", "visible_faces", "visible_vertices")} for r in rows]
     (args.out / "results.json").write_text(json.dumps({"reference": reference, "reference_uncropped": reference_uncropped,
                                                        "rows": summary}, indent=1))
-
 
 if __name__ == "__main__":
     main()
