@@ -83,6 +83,8 @@ def preprocess(
     from imface.preprocess.scan import PreprocessConfig
     from imface.preprocess.split import resolve_split
 
+    if align not in ("auto", "landmarks", "none"):
+        raise ImfaceError(None, f"--align must be auto, landmarks or none, got {align!r}")
     if align == "auto":
         align = default_align(layout or _layout_or_none(input_path))
     config = PreprocessConfig(

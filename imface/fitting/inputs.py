@@ -42,7 +42,7 @@ from imface.io.arrays import read_npy, read_text_table
 from imface.io.mesh import MESH_SUFFIXES, clean_mesh, read_mesh
 from imface.ops.sdf_sampling import sample_surface
 from imface.preprocess.layouts import detect_layout, discover_scans
-from imface.preprocess.run import is_complete
+from imface.preprocess.run import default_align, is_complete
 from imface.preprocess.scan import PreprocessConfig, preprocess_scan, scan_output_dir
 
 POINT_SUFFIXES = (".npy", ".xyz", ".txt")
@@ -179,7 +179,8 @@ def _raw_dataset_targets(root: Path, work_dir: Path, unit: str, names: Sequence[
     scans = discover_scans(root)
     if names:
         scans = [s for s in scans if s.name in set(names)]
-    config = PreprocessConfig(unit=None if unit in ("auto", "model") else unit)
+    # The alignment the layout needs, as imface preprocess chooses it (FaceScape TU models: none).
+    config = PreprocessConfig(unit=None if unit in ("auto", "model") else unit, align=default_align(detect_layout(root)))
     out = work_dir / "_preprocessed"
     targets = []
     for scan in scans:  # per-scan file work, not a hot path
