@@ -1,4 +1,5 @@
-"""``imface benchmark``: parse options into a BenchmarkConfig and call :func:`imface.benchmark.run_benchmark`."""
+"""``imface benchmark``: parse options into a BenchmarkConfig and call :func:`imface.benchmark.run_benchmark` (or, with
+``--dry-run``, :func:`imface.benchmark.run.dry_run_benchmark`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,7 +47,7 @@ def benchmark(
                               docs/facescape.md)
     """
     from imface.benchmark import benchmark_preset, run_benchmark  # heavy imports here keep `imface --help` fast
-    from imface.benchmark.run import dry_run_benchmark
+    from imface.benchmark.run import dry_run_benchmark  # heavy as well: kept out of `imface --help`
 
     out = required(renamed(out, old_exp_dir, "--out", "--exp-dir"), "--out")
     device = check_device(device)
