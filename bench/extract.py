@@ -21,18 +21,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
+from imface.config import ModelConfig  # noqa: E402
+from imface.frame import CANONICAL_LANDMARKS_MM, MM_PER_UNIT  # noqa: E402
+from imface.model import ImFace  # noqa: E402
 from imface.ops.marching_cubes import extract_mesh  # noqa: E402
 from imface.ops.sdf_grid import SDFFunction  # noqa: E402
+from imface.pretrained import load_pretrained  # noqa: E402
 from imface.threads import set_threads  # noqa: E402
 from tests.ops.meshes import face_height, hausdorff  # noqa: E402
 
 
 def random_model_sdf(seed: int) -> SDFFunction:
     """Analytic face + 1e-3 * tanh(random ImFace SDF): costs one ImFace forward per point."""
-    from imface.config import ModelConfig
-    from imface.frame import CANONICAL_LANDMARKS_MM, MM_PER_UNIT
-    from imface.model import ImFace
-
     torch.manual_seed(seed)
     template = torch.tensor(CANONICAL_LANDMARKS_MM / MM_PER_UNIT, dtype=torch.float32)
     model = ImFace(ModelConfig(), 1, 1, template).eval()
@@ -49,8 +49,6 @@ def random_model_sdf(seed: int) -> SDFFunction:
 def trained_model_sdf(exp_dir: Path, checkpoint: Path | None, scan: str | None) -> SDFFunction:
     """SDF of one training scan of a trained experiment folder: the first identity's code and the
     expression code of ``scan`` (default: the first expression; neutral when it has none)."""
-    from imface.pretrained import load_pretrained
-
     loaded = load_pretrained(exp_dir, "cpu", weights=checkpoint)
     expressions = loaded.codes.expressions
     name = scan or (next(iter(expressions)) if expressions else None)

@@ -31,16 +31,27 @@ import time
 from pathlib import Path
 
 import numpy as np
+import trimesh
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
-from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_SPACE_POINTS  # noqa: E402  (after the path set-up)
+from imface.builtin import perturb  # noqa: E402
+from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_SPACE_POINTS  # noqa: E402
+from imface.config.fit import FitSettings  # noqa: E402
+from imface.contracts.dataset import read_manifest  # noqa: E402
+from imface.fitting import outputs as fit_io  # noqa: E402
+from imface.fitting.fitter import optimise  # noqa: E402
+from imface.fitting.inputs import processed_target  # noqa: E402
+from imface.fitting.run import fit  # noqa: E402
+from imface.generate import face_mesh as fitted_mesh  # noqa: E402
+from imface.io.mesh import read_mesh, write_mesh  # noqa: E402
+from imface.ops.metrics import evaluate_reconstruction  # noqa: E402
+from imface.ops.rigid import random_rotation  # noqa: E402
+from imface.threads import set_threads  # noqa: E402
+from tests.model_fixtures import trained_tiny_experiment  # noqa: E402
 
 
 def _chamfer(model, state, gt, resolution: int, points: int) -> float:
-    from imface.generate import face_mesh as fitted_mesh
-    from imface.ops.metrics import evaluate_reconstruction
-
     mesh = fitted_mesh(model, state.id_codes[0], state.exp_codes[0], bool(state.neutral[0]), resolution)
     return evaluate_reconstruction(mesh.vertices, mesh.faces, gt.vertices, gt.faces, num_points=points, seed=0,
                                    align="none").chamfer_mm
@@ -48,8 +59,6 @@ def _chamfer(model, state, gt, resolution: int, points: int) -> float:
 
 def _run(loaded, target, settings, gt, args, every: int) -> list[tuple[int, float, float]]:
     """[(step, optimisation seconds so far, chamfer mm)] at every ``every`` steps and the end."""
-    from imface.fitting.fitter import optimise
-
     curve: list[tuple[int, float, float]] = []
     clock = {"start": time.perf_counter(), "paused": 0.0}
 
@@ -82,19 +91,9 @@ def main() -> int:
     parser.add_argument("--metric-points", type=int, default=50_000)
     args = parser.parse_args()
 
-    from imface.threads import set_threads
-
     set_threads(args.threads)
-    import trimesh
-
-    from imface.fitting import outputs as fit_io
-    from imface.fitting.inputs import processed_target
-    from imface.config.fit import FitSettings
-    from imface.contracts.dataset import read_manifest
 
     if args.quick:
-        from tests.model_fixtures import trained_tiny_experiment
-
         root = Path(tempfile.mkdtemp(prefix="imface-bench-fit-"))
         atexit.register(shutil.rmtree, root, True)
         print(f"--quick: training the tiny preset on synthetic spheres in {root} ...", flush=True)
@@ -147,11 +146,6 @@ def _landmark_free(args, scan_dir: Path) -> None:
     """Time ``imface fit --unit auto`` on the scan's mesh given in an arbitrary unit (x 37.3),
     turned by 30 degrees, with hair and shoulders: reading, the scale and pose search, the
     crop, the fit (``--steps``) and the outputs, as a user runs it."""
-    from imface.builtin import perturb
-    from imface.fitting.run import fit
-    from imface.io.mesh import read_mesh, write_mesh
-    from imface.ops.rigid import random_rotation
-
     rng = np.random.default_rng(0)
     mesh = read_mesh(scan_dir / "mesh.ply")
     extra = perturb.clutter(rng)

@@ -13,8 +13,10 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+from imface.training.curves import choose_probe_scans
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
@@ -33,9 +35,6 @@ def main() -> None:
     train = manifest["split"]["train"]
     keep_ids = sorted({name.split("/")[0] for name in train})[: args.identities]
     scans = [s for s in manifest["scans"] if s["name"] in train and s["identity"] in keep_ids]
-    from types import SimpleNamespace
-
-    from imface.training.curves import choose_probe_scans
 
     probe = {scans[i]["name"] for i in choose_probe_scans([SimpleNamespace(**s) for s in scans], args.probe_scans)}
     if args.out.exists():

@@ -21,26 +21,27 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
+from imface.builtin.bfm import cache_dir  # noqa: E402
+from imface.builtin.write import write_dataset  # noqa: E402
+from imface.io.mesh import read_mesh  # noqa: E402
+from imface.preprocess.layouts import discover_scans  # noqa: E402
+from imface.preprocess.scan import STAGES, PreprocessConfig, preprocess_scan  # noqa: E402
 from imface.threads import set_threads  # noqa: E402
+from tests.synthetic_raw import write_builtin_dataset  # noqa: E402
 
 
 def _builtin_scan(folder: Path) -> Path | None:
     """One raw scan from the built-in generator (``imface data bfm``: posed, noisy, with
     holes), written to a temporary folder; None when the BFM statistics are not in the
     cache (the bench never downloads)."""
-    from imface.builtin.bfm import cache_dir
-
     if not any(cache_dir().glob("bfm-statistics-*.npz")):
         return None
-    from imface.builtin.write import write_dataset
 
     write_dataset(folder, identities=1, expressions="neutral")
     return folder
 
 
 def _synthetic_scan(folder: Path, step: float) -> Path:
-    from tests.synthetic_raw import write_builtin_dataset
-
     return write_builtin_dataset(folder, identities=1, expressions=((1, "neutral"),), step=step)
 
 
@@ -53,10 +54,6 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=1.0, help="synthetic grid step, mm (1.0: ~100k triangles)")
     args = parser.parse_args()
     set_threads(1)
-
-    from imface.preprocess.layouts import discover_scans
-    from imface.preprocess.scan import STAGES, PreprocessConfig, preprocess_scan
-    from imface.io.mesh import read_mesh
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.raw is not None:

@@ -33,6 +33,7 @@ from imface.fields.reference import loop_reference_model
 from imface.losses import compute_losses
 from imface.model import ImFace
 from imface.threads import set_threads
+from imface.training.precision import Precision
 from torch.utils._python_dispatch import TorchDispatchMode
 
 
@@ -83,8 +84,6 @@ def tune_malloc() -> bool:
 def make_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], precision: str = "fp32") -> Callable[[], None]:
     """One full training step of ``model`` on ``batch`` (forward, all losses, backward, Adam),
     at a ``train.precision`` (imface.training.precision), on the batch's device."""
-    from imface.training.precision import Precision
-
     optimizer = _adam(model)
     losses_config = LossConfig()
     device = batch["surface_points"].device

@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: t
 
 from experiments.common import mouth_p90_mm, train_or_reuse  # noqa: E402
 from imface.contracts.dataset import MESH_NAME  # noqa: E402
+from imface.fitting.run import fit  # noqa: E402
+from imface.threads import set_threads  # noqa: E402
 
 SCANS = [f"{i}/{e}" for i in ("003", "012") for e in ("1_neutral", "2_smile", "3_mouth_stretch", "16_grin")]
 
@@ -46,10 +48,7 @@ def main() -> int:
     parser.add_argument("--scans", default=",".join(SCANS))
     args = parser.parse_args()
 
-    from imface.threads import set_threads
-
     set_threads(2)
-    from imface.fitting.run import fit
 
     scans = args.scans.split(",")
     summary: dict[str, list[float]] = {}

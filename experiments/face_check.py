@@ -9,16 +9,15 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from imface.fitting.face_check import MAX_LOCAL_THICKNESS, MIN_RELATIVE_DEPTH, surface_shape
+from imface.io.mesh import read_mesh
+from imface.ops.sdf_sampling import sample_surface
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mesh", required=True, help="a processed face mesh (model units)")
     args = parser.parse_args()
-
-    from imface.fitting.face_check import MAX_LOCAL_THICKNESS, MIN_RELATIVE_DEPTH, surface_shape
-    from imface.io.mesh import read_mesh
-    from imface.ops.sdf_sampling import sample_surface
 
     rng = np.random.default_rng(0)
     mesh = read_mesh(args.mesh)

@@ -21,11 +21,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+import trimesh
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
 from experiments.common import mouth_p90_mm, split_overrides, train_or_reuse  # noqa: E402
-from imface.contracts.dataset import MESH_NAME  # noqa: E402
+from imface.contracts.dataset import MESH_NAME, read_manifest  # noqa: E402
+from imface.fitting import code_space  # noqa: E402
+from imface.fitting.run import fit  # noqa: E402
+from imface.generate import face_mesh as fitted_mesh  # noqa: E402
+from imface.ops.metrics import evaluate_reconstruction  # noqa: E402
+from imface.pretrained import load_pretrained  # noqa: E402
+from imface.threads import set_threads  # noqa: E402
 
 
 def main() -> int:
@@ -49,15 +56,8 @@ def main() -> int:
     parser.add_argument("--own-codes", action="store_true", help="also score the training scans' own codes")
     args = parser.parse_args()
 
-    from imface.threads import set_threads
-
     set_threads(2)
-    from imface.contracts.dataset import read_manifest
-    from imface.fitting.run import fit
-
     if args.spread_floor is not None:
-        from imface.fitting import code_space
-
         code_space.SPREAD_FLOOR = args.spread_floor
     exp = args.out / args.name / f"seed-{args.seed}"
     started = time.perf_counter()
@@ -97,12 +97,6 @@ def main() -> int:
 
 def own_codes(exp: Path, data: Path, rows: dict) -> None:
     """Add each training scan's Chamfer decoded with its own trained codes (same protocol)."""
-    import trimesh
-
-    from imface.generate import face_mesh as fitted_mesh
-    from imface.ops.metrics import evaluate_reconstruction
-    from imface.pretrained import load_pretrained
-
     model = load_pretrained(exp)
     for name, row in rows.items():
         z_id = model.identity_code(name.split("/")[0])

@@ -18,6 +18,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
 from experiments.common import split_overrides, train_or_reuse  # noqa: E402
+from imface.benchmark.run import choose_test_scans  # noqa: E402
+from imface.contracts.dataset import read_manifest  # noqa: E402
+from imface.eval.evaluate import evaluate_folder  # noqa: E402
+from imface.fitting.run import fit  # noqa: E402
+from imface.threads import set_threads  # noqa: E402
 
 
 def main() -> int:
@@ -30,14 +35,7 @@ def main() -> int:
     parser.add_argument("--set", default="", help="training overrides on the cpu preset, key=value,key=value")
     args = parser.parse_args()
 
-    from imface.threads import set_threads
-
     set_threads(2)
-    from imface.benchmark.run import choose_test_scans
-    from imface.contracts.dataset import read_manifest
-    from imface.eval.evaluate import evaluate_folder
-    from imface.fitting.run import fit
-
     exp = args.out / f"seed-{args.seed}"
     train_or_reuse(args.data, exp, args.steps, args.seed, "cpu", split_overrides(args.set))
     scans = choose_test_scans(read_manifest(args.data), args.scans)

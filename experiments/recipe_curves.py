@@ -31,6 +31,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
 from experiments.common import split_overrides  # noqa: E402
+from imface.benchmark.run import choose_test_scans  # noqa: E402
+from imface.config.experiment import apply_overrides, preset  # noqa: E402
+from imface.contracts.dataset import read_manifest  # noqa: E402
+from imface.eval.evaluate import evaluate_folder  # noqa: E402
+from imface.fitting.run import fit  # noqa: E402
+from imface.threads import set_threads  # noqa: E402
+from imface.training.curves import read_curves  # noqa: E402
+from imface.training.trainer import train  # noqa: E402
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
@@ -56,17 +64,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
-    from imface.threads import set_threads
-
     set_threads(args.threads)
-    from imface.benchmark.run import choose_test_scans
-    from imface.config.experiment import apply_overrides, preset
-    from imface.training.curves import read_curves
-    from imface.fitting.run import fit
-    from imface.training.trainer import train
-    from imface.eval.evaluate import evaluate_folder
-    from imface.contracts.dataset import read_manifest
-
     scans = choose_test_scans(read_manifest(args.data), args.val_scans)
     print(f"validation scans: {', '.join(scans)}", flush=True)
     results: dict[str, dict] = {}
@@ -110,7 +108,7 @@ def main() -> int:
 
 
 def report(results: dict, out: Path, space: int) -> None:
-    import matplotlib
+    import matplotlib  # only for the figure, at the end of a long run
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

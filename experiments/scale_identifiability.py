@@ -30,6 +30,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
 from imface.frame import MM_PER_UNIT  # noqa: E402
+from imface.baselines.io import load_training_meshes  # noqa: E402
+from imface.baselines.pca import principal_components  # noqa: E402
+from imface.contracts.dataset import read_manifest  # noqa: E402
+from imface.ops.rigid import kabsch  # noqa: E402
 
 
 def linear_model(mean: np.ndarray, components: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -46,8 +50,6 @@ def fitted_scale(target: np.ndarray, model: tuple[np.ndarray, np.ndarray, np.nda
     For a fixed rotation the model is linear in (s, d, t) and solved exactly by least squares
     (alternating a similarity and a projection crawls along the valley where a bigger face and a
     bigger scale trade off, and stays wherever it starts); the rotation by Kabsch in between."""
-    from imface.ops.rigid import kabsch
-
     design, q, r = model
     rotation = np.eye(3)
     for _ in range(iterations):
@@ -75,10 +77,6 @@ def main() -> int:
     parser.add_argument("--data", required=True, type=Path, help="processed dataset with registered.ply per scan")
     parser.add_argument("--sizes", default="0,10,20,40,80,160,320", help="PCA sizes k to try")
     args = parser.parse_args()
-
-    from imface.baselines.io import load_training_meshes
-    from imface.baselines.pca import principal_components
-    from imface.contracts.dataset import read_manifest
 
     # Every scan of the training identities (their held-out expressions too: a shape model that
     # cannot make an expression would read it as a size).

@@ -15,6 +15,9 @@ import json
 import os
 import sys
 from pathlib import Path
+from imface.benchmark.validation import validation_identities
+from imface.contracts.dataset import MANIFEST_NAME, read_manifest
+from imface.io.atomic import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -25,10 +28,6 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="new folder (same file system as --data)")
     parser.add_argument("--identities", type=int, default=2, help="validation identities (the benchmark's choice)")
     args = parser.parse_args()
-
-    from imface.benchmark.validation import validation_identities
-    from imface.io.atomic import write_json
-    from imface.contracts.dataset import MANIFEST_NAME, read_manifest
 
     source = args.data.resolve()
     validation = validation_identities(read_manifest(source), args.identities)
