@@ -119,7 +119,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "train_steps": 8000, "seeds": [0, 1, 2], "test_scans": 0, "fit_steps": 300, "fit_resolution": 256,
         "variants": ["full", "full-2x64", "no-extend", "no-blend", "no-dist", "i3dmm-like"],
     },
-    # The paper's scale (GPU): batches of 72 scans x 16,384 points.
+    # The paper's scale (GPU): batches of 72 scans x 16,384 points. On FaceScape's paper split the
+    # 6 x 100,000 steps are estimated at 13-40 h on one H100 (docs/facescape.md says how).
     "paper": {
         "train_preset": "paper", "train_steps": 100000, "seeds": [0], "test_scans": 0, "fit_steps": 500,
         "fit_points": 8192, "fit_resolution": 256,
@@ -129,7 +130,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
 
 
 def benchmark_preset(name: str) -> BenchmarkConfig:
-    """The named preset: tiny (CI), cpu (about an hour on 2 cores), long (hours), paper (GPU)."""
+    """The named preset: tiny (CI), cpu (about an hour on 2 cores), long (1-2 days on 2 cores), paper
+    (GPU; hours to days). ``imface benchmark --help`` and docs/benchmark.md state each one's cost."""
     if name not in _PRESETS:
         raise ImfaceError(None, f"unknown benchmark preset {name!r}; choose from {', '.join(BENCHMARK_PRESETS)}")
     config = BenchmarkConfig(preset=name, **_PRESETS[name])
