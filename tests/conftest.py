@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from imface.builtin.bfm import load_bfm
 from tests.model_fixtures import trained_tiny  # noqa: F401  (registered here for every test module)
 
 
 @pytest.fixture(scope="session")
 def bfm():
     """The BFM 2009 statistics (imface.builtin.bfm.BFMStatistics), loaded once per session."""
-    from imface.builtin.bfm import load_bfm
-
     return load_bfm()

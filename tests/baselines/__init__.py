@@ -11,8 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import trimesh
 from scipy.spatial.transform import Rotation
+import trimesh
+
+from imface.contracts.dataset import ManifestScan, write_manifest
+from imface.io.mesh import write_mesh
+from imface.ops.ground_truth_crop import crop_like_ground_truth
 
 TRUE_PIVOT = np.array([0.0, 0.15, -0.7])
 MOUTH_LINE_Y = -0.33
@@ -101,10 +105,6 @@ def make_dataset(identities: int, seed: int, jaw_range=(0.0, 0.35), expressions_
 def write_dataset(root: Path, identities: int = 6, test_identities: int = 1, seed: int = 0) -> Path:
     """A processed-dataset folder: per scan ``registered.ply`` and ``mesh.ply`` (the registered surface
     re-meshed on a finer grid and cropped like a ground truth), and ``manifest.json``."""
-    from imface.ops.ground_truth_crop import crop_like_ground_truth
-    from imface.contracts.dataset import ManifestScan, write_manifest
-    from imface.io.mesh import write_mesh
-
     meshes, faces, labels, expressions, neutral, truth = make_dataset(identities, seed, expressions_per_identity=4)
     scans = []
     for vertices, label, expression, is_neutral, params in zip(meshes, labels, expressions, neutral, truth):

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 
 from imface.baselines.decimate import decimate_topology
 from imface.baselines.fitting import fit_to_vertices
@@ -52,8 +53,6 @@ def test_decimated_baseline_reconstructs_its_own_training_meshes(tmp_path):
 
 def _kept(full_mean: np.ndarray, coarse_mean: np.ndarray) -> np.ndarray:
     """Indices of the coarse model's vertices in the full topology (their means coincide)."""
-    from scipy.spatial import cKDTree
-
     distance, index = cKDTree(full_mean).query(coarse_mean)
     assert distance.max() < 1e-6
     return index

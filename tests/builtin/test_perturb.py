@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 
 from imface.builtin import perturb
 from imface.frame import MM_PER_INPUT_UNIT, MM_PER_UNIT
@@ -26,7 +27,6 @@ def test_clutter_surrounds_the_face_without_covering_it():
     vertices, _ = make_face(np.zeros(6))
     extra = perturb.clutter(np.random.default_rng(1))
     assert len(extra.faces) > 1000
-    from scipy.spatial import cKDTree
 
     inner = vertices[np.linalg.norm(vertices[:, :2], axis=1) < 0.6]  # the face's middle: eyes, nose, mouth
     distance, _ = cKDTree(extra.vertices).query(inner)

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from imface.components.encoding import PositionalEncoding, positional_encoding
+from imface.components.encoding import PositionalEncoding, positional_encoding, shift_encoded_linear
 
 
 def test_matches_naive_loop():
@@ -30,8 +30,6 @@ def test_values_at_known_point():
 
 
 def test_shift_folded_into_linear_layer_matches_encoding_the_shifted_points():
-    from imface.components.encoding import shift_encoded_linear
-
     g = torch.Generator().manual_seed(0)
     for frequencies in (0, 1, 6):
         dim = 3 * (1 + 2 * frequencies)

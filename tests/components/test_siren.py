@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from imface.components.siren import SirenFields, SirenLayout, siren_forward
+from imface.components.siren import SirenFields, SirenLayout, sine, siren_forward
 
 
 def test_layout_counts_and_unflatten_order():
@@ -54,8 +54,6 @@ def test_shared_fields_broadcast_over_scans_and_start_near_zero():
 
 
 def test_sine_matches_torch_sin_up_to_second_derivatives():
-    from imface.components.siren import sine
-
     x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
     assert torch.equal(sine(x), torch.sin(x))
     assert torch.autograd.gradcheck(sine, (x,))

@@ -8,11 +8,11 @@ import pytest
 import trimesh
 
 from imface.baselines.io import build_baselines, load_model
-from imface.fitting.baseline import fit_baseline_inputs
-from imface.eval.evaluate import evaluate_folder
 from imface.contracts.dataset import read_manifest
+from imface.eval.evaluate import evaluate_folder
+from imface.fitting.baseline import fit_baseline_inputs
 from imface.io.mesh import read_mesh
-from imface.ops.rigid import random_rotation
+from imface.ops.rigid import apply_rigid, kabsch, random_rotation
 from tests.baselines import write_dataset
 from tests.run_cli import run_cli
 
@@ -51,7 +51,6 @@ def test_a_turned_mesh_in_mm_and_a_cloud_in_an_odd_unit_are_fitted_and_scored(ba
         assert info["frames"]["alignment"]["coverage"] > 0.8
     # the mm mesh (known scale): the fitted shape is near the truth's, up to the rigid pose the
     # search chose (a person's pose against the mean face is not the canonical frame exactly)
-    from imface.ops.rigid import apply_rigid, kabsch
 
     inside = np.linalg.norm(registered, axis=1) < 0.9
 

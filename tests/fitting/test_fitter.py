@@ -8,18 +8,24 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+import typer
+from typer.testing import CliRunner
 
 from imface import losses
+from imface.cli.fit_cmd import fit as fit_command
 from imface.config import DEFAULT_FIT_ROBUST_MM
-from imface.contracts.fits import read_fits_index
-from imface.fitting.inputs import FitTarget, processed_target
 from imface.config.fit import FitSettings
+from imface.contracts.fits import read_fits_index
+from imface.errors import ImfaceError
+from imface.fitting.code_space import code_basis
 from imface.fitting.fitter import FitBatch, optimise, per_scan_losses
+from imface.fitting.inputs import FitTarget, processed_target
 from imface.fitting.outputs import TERMS
 from imface.fitting.run import fit
+from imface.frame import CANONICAL_LANDMARKS_MM
 from imface.generate import face_mesh
-from imface.errors import ImfaceError
 from imface.ops.metrics import evaluate_reconstruction
+from imface.preprocess.align import apply_matrix
 from tests.fitting import FAST
 from tests.synthetic_processed import sphere_of
 
@@ -190,9 +196,6 @@ def test_bad_models_raise_one_line_errors(tiny, tmp_path):
 
 
 def test_raw_scan_with_landmarks_is_preprocessed_and_mapped_back(tiny, tmp_path):
-    from imface.frame import CANONICAL_LANDMARKS_MM
-    from imface.preprocess.align import apply_matrix
-
     _, exp_dir, _ = tiny
     radius, centre = 90.0, np.array([0.0, 0.0, -50.0])  # a sphere through the nose tip, mm
     sphere = trimesh.creation.icosphere(subdivisions=5, radius=radius)
@@ -217,11 +220,6 @@ def test_raw_scan_with_landmarks_is_preprocessed_and_mapped_back(tiny, tmp_path)
 
 
 def test_cli_fit_command(tiny, tmp_path):
-    import typer
-    from typer.testing import CliRunner
-
-    from imface.cli.fit_cmd import fit as fit_command
-
     data_dir, exp_dir, _ = tiny
     app = typer.Typer()
     app.command("fit")(fit_command)
@@ -271,8 +269,6 @@ def test_code_prior_keeps_codes_near_the_training_mean(tiny):
     data_dir, _, loaded = tiny
     target = _target(data_dir, "004/2_smile", False)
     stats = loaded.code_stats
-
-    from imface.fitting.code_space import code_basis
 
     mean, basis = code_basis(stats["exp_mean"], stats["exp_cov"])
 

@@ -7,19 +7,20 @@ The default suite runs a short fuzz; the ``slow`` one runs about 60 s.
 """
 from __future__ import annotations
 
+import io
+from pathlib import Path
 import tempfile
 import time
 import xml.sax.saxutils
-from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import numpy as np
 import pytest
 import trimesh
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from imface.fitting.inputs import read_input_geometry
 from imface.errors import ImfaceError
+from imface.fitting.inputs import read_input_geometry
 from imface.frame import FIVE_LANDMARK_IDS
 from imface.io.landmarks import Landmarks, read_landmark_indices, read_landmarks
 from imface.io.mesh import MeshArrays, read_mesh
@@ -30,8 +31,6 @@ def _mesh() -> trimesh.Trimesh:
 
 
 def _npy(array: np.ndarray) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 
 from imface.ops.icp import icp
 from imface.ops.rigid import apply_rigid, invert_rigid
@@ -24,8 +25,6 @@ def test_recovers_known_motion_of_same_samples() -> None:
 
 
 def test_aligns_different_samples_down_to_the_sampling_floor() -> None:
-    from scipy.spatial import cKDTree
-
     rng = np.random.default_rng(1)
     target = face_like_points(20000, rng)
     motion_r, motion_t = known_motion()
@@ -63,8 +62,6 @@ def test_correspondence_cap_ignores_outliers() -> None:
 
 
 def test_prebuilt_tree_gives_the_same_answer() -> None:
-    from scipy.spatial import cKDTree
-
     rng = np.random.default_rng(4)
     target = face_like_points(2000, rng)
     source = apply_rigid(target, *known_motion(3.0, 0.004))

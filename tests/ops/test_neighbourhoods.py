@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 
 from imface.ops.neighbourhoods import distance_to_sampled_surface, local_covariances, local_planes
 from imface.ops.rigid import random_rotation
@@ -33,7 +34,6 @@ def test_the_sampled_surface_has_no_gaps_but_ends_at_the_border():
     rng = np.random.default_rng(2)
     cloud = np.c_[rng.uniform(-1, 1, (400, 2)), np.zeros(400)]  # 400 points on a 2 x 2 square: spacing ~0.1
     inside = np.c_[rng.uniform(-0.8, 0.8, (500, 2)), np.zeros(500)]
-    from scipy.spatial import cKDTree
     assert np.median(cKDTree(cloud).query(inside)[0]) > 0.02  # what the nearest point would count
     gaps = distance_to_sampled_surface(inside, cloud)
     assert np.median(gaps) == 0.0 and np.quantile(gaps, 0.9) < 0.005  # a random cloud leaves a few wider gaps

@@ -1,11 +1,13 @@
 """Surface/ball sampling and the height-field SDF, against analytic surfaces and brute force."""
 from __future__ import annotations
 
+import igl
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from imface.ops.sdf_sampling import sample_in_sphere, sample_near_surface, sample_surface, signed_distance
+from imface.ops.sdf_sampling import (_morton_order, sample_in_sphere, sample_near_surface, sample_surface,
+                                     signed_distance)
 from tests.ops.meshes import grid_mesh
 
 
@@ -178,7 +180,6 @@ def test_on_surface_points_get_the_face_normal() -> None:
 
 def test_results_follow_the_query_order_and_match_libigl(dome_mesh) -> None:
     # The queries are reordered internally for speed; results must come back in input order.
-    import igl
 
     vertices, faces = dome_mesh
     rng = np.random.default_rng(9)
@@ -197,8 +198,6 @@ def test_results_follow_the_query_order_and_match_libigl(dome_mesh) -> None:
 
 
 def test_morton_order_is_a_spatially_coherent_permutation() -> None:
-    from imface.ops.sdf_sampling import _morton_order
-
     points = np.random.default_rng(10).uniform(-1, 1, (5000, 3))
     order = _morton_order(points)
     np.testing.assert_array_equal(np.sort(order), np.arange(5000))

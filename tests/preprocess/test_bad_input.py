@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
 
-from imface.preprocess.scan import PreprocessConfig
-from imface.preprocess.run import preprocess_dataset
+from imface.cli.preprocess_cmd import parse_shard, parse_test_identities
 from imface.errors import ImfaceError
+from imface.preprocess.run import preprocess_dataset
+from imface.preprocess.scan import PreprocessConfig
 from tests.synthetic_raw import hash_tree, make_raw_scan, write_obj
 
 SMALL = dict(surface_samples=2000, space_samples=1000)
@@ -109,7 +111,6 @@ def test_batch_goes_on_and_good_scan_is_done(bad_batch):
 
 def test_each_failure_is_one_line_naming_file_and_problem(bad_batch):
     _, summary, expected, _ = bad_batch
-    import re
 
     for result in summary.failed:
         path, problem = expected[result.name]
@@ -143,7 +144,6 @@ def test_bad_options_are_user_errors():
         PreprocessConfig(align="icp")
     with pytest.raises(ImfaceError, match="shard"):
         PreprocessConfig(shard=(3, 2))
-    from imface.cli.preprocess_cmd import parse_shard, parse_test_identities
 
     assert parse_shard("1/4") == (1, 4) and parse_shard(None) is None
     with pytest.raises(ImfaceError, match="--shard"):

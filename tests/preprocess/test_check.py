@@ -6,11 +6,14 @@ import shutil
 
 import numpy as np
 import pytest
+import typer
+from typer.testing import CliRunner
 
-from imface.preprocess.check import check_dataset
-from imface.preprocess.scan import PreprocessConfig
-from imface.preprocess.run import preprocess_dataset
+from imface.cli import check_cmd
 from imface.errors import ImfaceError
+from imface.preprocess.check import check_dataset
+from imface.preprocess.run import preprocess_dataset
+from imface.preprocess.scan import PreprocessConfig
 from tests.synthetic_raw import write_builtin_dataset
 
 
@@ -91,11 +94,6 @@ def test_missing_manifest_is_a_user_error(tmp_path):
 
 
 def test_cli_exit_codes(clean, copy):
-    import typer
-    from typer.testing import CliRunner
-
-    from imface.cli import check_cmd
-
     app = typer.Typer()
     app.command("check-data")(check_cmd.check_data)
     app.command("other")(lambda: None)

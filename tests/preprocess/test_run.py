@@ -8,7 +8,10 @@ import shutil
 
 import numpy as np
 import pytest
+import typer
+from typer.testing import CliRunner
 
+from imface.cli import preprocess_cmd
 from imface.contracts.dataset import read_manifest
 from imface.errors import ImfaceError
 from imface.frame import FIVE_LANDMARK_IDS, NOSE_TIP_ID
@@ -16,7 +19,8 @@ from imface.preprocess.layouts import discover_scans
 from imface.preprocess.run import choose_test_identities, preprocess_dataset, shard_scans
 from imface.preprocess.scan import PreprocessConfig
 from tests.preprocess import SMALL
-from tests.synthetic_raw import hash_tree, make_canonical_scan, make_raw_scan, scan_height_mm, write_builtin_dataset, write_obj
+from tests.synthetic_raw import (hash_tree, make_canonical_scan, make_raw_scan, scan_height_mm, write_builtin_dataset,
+                                 write_obj)
 
 
 def test_batch_processes_every_scan_and_leaves_inputs_untouched(processed):
@@ -104,11 +108,6 @@ def test_worker_pool_matches_serial(tmp_path, processed):
 
 
 def test_cli_preprocess_prints_summary(tmp_path):
-    import typer
-    from typer.testing import CliRunner
-
-    from imface.cli import preprocess_cmd
-
     raw = write_builtin_dataset(tmp_path / "raw", identities=2, expressions=((1, "neutral"),))
     app = typer.Typer()
     app.command()(preprocess_cmd.preprocess)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import igl
 import numpy as np
 import pytest
 import trimesh
@@ -19,8 +20,6 @@ from tests.synthetic_raw import make_raw_scan, write_builtin_scan
 
 
 def _surface_distance(points, vertices, faces):
-    import igl
-
     return np.sqrt(igl.point_mesh_squared_distance(points, vertices, faces)[0])
 
 
