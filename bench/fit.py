@@ -17,7 +17,7 @@ Usage (from the repository root):
     python -m bench.fit --exp-dir EXP [--data DATA] [--scan 001/2_smile]
     python -m bench.fit --quick      # tiny model on synthetic data (exercises the script)
 A cpu-preset model comes from ``imface data bfm --out RAW``, ``imface preprocess --in RAW --out DATA``
-and ``imface train --preset cpu --data DATA --exp-dir EXP``.
+and ``imface train --preset cpu --data DATA --out EXP``.
 """
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def main() -> int:
     elif args.exp_dir is None:
         print("bench/fit.py needs a trained cpu-preset model: --exp-dir EXP. Make one with\n"
               "  imface data bfm --out RAW && imface preprocess --in RAW --out DATA &&\n"
-              "  imface train --preset cpu --data DATA --exp-dir EXP\n"
+              "  imface train --preset cpu --data DATA --out EXP\n"
               "or run with --quick to exercise the script on a tiny synthetic model.", file=sys.stderr)
         return 2
     if args.data is None:

@@ -316,8 +316,8 @@ def _analysis_sections(results: dict[str, Any]) -> list[str]:
                   f"Baseline regularisation chosen from {{{grid}}} by mean Chamfer on {len(chosen['scans'])} training "
                   f"scans of the validation identities {', '.join(chosen['identities'])} (training identities, never "
                   "test scans), with every baseline rebuilt without those identities. ImFace's fit settings were "
-                  "chosen on validation identities too: the free-space samples with `bench/recipe_curves.py` on a "
-                  "separate tuning dataset (other people), the code lr with `bench/fit_settings.py` on models "
+                  "chosen on validation identities too: the free-space samples with `experiments/recipe_curves.py` on a "
+                  "separate tuning dataset (other people), the code lr with `experiments/fit_settings.py` on models "
                   "trained without these validation identities (docs/lab/2026-12-03-training-recipe.md).", "",
                   "| baseline | " + " | ".join(f"λ={v:g}" for v in chosen["grid"]) + " | chosen |",
                   "|---|" + "---:|" * len(chosen["grid"]) + "---:|"]

@@ -6,8 +6,8 @@ their scans with every value of ``regularisation_grid`` and keeps the value with
 mean Chamfer (cropped like the ground truth, ICP, ``VALIDATION_EVAL_POINTS`` samples). The
 final baselines are then built from all training identities and fitted to the test scans
 with the chosen values. ImFace's fit settings were chosen the same way, once: the free-space
-samples with ``bench/recipe_curves.py`` on a separate tuning dataset (``imface data bfm --seed
-1``: other people), the code lr with ``bench/fit_settings.py`` on models trained without the
+samples with ``experiments/recipe_curves.py`` on a separate tuning dataset (``imface data bfm --seed
+1``: other people), the code lr with ``experiments/fit_settings.py`` on models trained without the
 validation identities (``experiments/validation_view.py``); see docs/lab/2026-12-03-training-recipe.md.
 
 Folder: ``<bench>/validation/`` with ``baselines/``, ``fits/<model>/reg-<value>/<scan>/`` and
