@@ -219,7 +219,6 @@ def _fit_stage(config: DemoConfig, data_dir: Path, exp_dir: Path, fits_dir: Path
     wanted = [n for n in test if n.rsplit("/", 1)[-1].split("_", 1)[1] in config.fit_expressions]
     scans = (wanted or test)[: config.fit_scans]
     if fits_dir.exists():  # fits of the previous run's model: this run trained further
-
         shutil.rmtree(fits_dir)
     with times.stage(f"fit + extract ({len(scans)} held-out scans)"):
         results = fit(exp_dir, data_dir, fits_dir, split="test", scans=scans, steps=config.fit_steps,

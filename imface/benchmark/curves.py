@@ -67,7 +67,6 @@ def fit_intermediate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, s
 
 def evaluate_intermediate(config: BenchmarkConfig, data_dir: Path, bench_dir: Path, scans: list[str],
                           workers: int = 1) -> bool:
-
     calls = []
     for variant in config.variants:
         for seed in curve_seeds(config):

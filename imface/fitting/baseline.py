@@ -79,7 +79,6 @@ def fit_baseline_inputs(model_path: str | Path, inputs: Sequence[str | Path], ou
         target_vertices, target_faces = target_in_model_space(target, rotation, translation)
         write_mesh(folder / TARGET_NAME, target_vertices, target_faces)
         if preview:
-
             write_preview(folder, target.name, target_vertices, target_faces, result.vertices, model.faces)
         write_fit(folder, {
             "name": target.name, "source": str(target.source), "kind": target.kind, "model": str(model_path),
@@ -97,6 +96,5 @@ def fit_baseline_inputs(model_path: str | Path, inputs: Sequence[str | Path], ou
                      "alignment": target.alignment})
     write_fits_index(out_dir, str(model_path), False, entries, method=model.name)
     if preview:
-
         stack_previews([out_dir / e["folder"] / PREVIEW_NAME for e in entries], out_dir / PREVIEW_NAME)
     return rows
