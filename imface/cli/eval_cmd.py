@@ -27,7 +27,7 @@ def eval_(
     """Chamfer, F-score and normal consistency per scan, with mean/median per expression and seen/unseen."""
     # heavy imports here keep `imface --help` fast
     from imface.contracts.fits import MESH_NAME
-    from imface.eval.evaluate import evaluate_folder
+    from imface.eval.evaluate import evaluate_folder, write_eval_sheet
 
     metric_points = renamed(metric_points, old_points, "--metric-points", "--points", 250_000)
     preview = renamed_flag(preview, old_sheet, "--preview", "--sheet", True)
@@ -42,20 +42,3 @@ def eval_(
     typer.echo(f"{len(summary.scored)} of {len(summary.results)} scan(s) scored; summary in {summary.out_dir / 'summary.json'}")
     if summary.failed:
         raise typer.Exit(2)
-
-
-def write_eval_sheet(summary) -> Path:
-    """One row per scored scan (target | reconstruction cropped like it | error; front and side)."""
-    # heavy imports here keep `imface --help` fast
-    from imface.fitting.inputs import read_input_geometry
-    from imface.fitting.preview import preview_row, write_preview_sheet
-    from imface.io.mesh import read_mesh
-
-    rows, labels = [], []
-    for result in summary.scored:
-        target_vertices, _, target_faces = read_input_geometry(Path(result.ground_truth))
-        recon = read_mesh(Path(result.reconstruction))
-        cells, median = preview_row(target_vertices, target_faces, recon.vertices, recon.faces)
-        rows.append(cells)
-        labels.append(f"{result.name}\nChamfer {result.metrics['chamfer_mm']:.2f} mm, median {median:.2f} mm")
-    return write_preview_sheet(summary.out_dir / "sheet.png", rows, labels, f"{len(rows)} scan(s) scored")

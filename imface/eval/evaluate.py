@@ -33,6 +33,7 @@ from imface.contracts.fits import MESH_NAME as RECONSTRUCTION_NAME
 from imface.contracts.fits import TARGET_NAME, read_fits_index
 from imface.errors import ImfaceError
 from imface.fitting.inputs import read_input_geometry
+from imface.fitting.preview import preview_row, write_preview_sheet
 from imface.io.atomic import write_json
 from imface.io.mesh import read_mesh
 from imface.ops.ground_truth_crop import crop_like_ground_truth
@@ -300,3 +301,16 @@ def evaluate_folder(
             summary.seen_unseen[label] = group_statistics(group)
     write_json(out / SUMMARY_NAME, summary.to_dict())
     return summary
+
+
+def write_eval_sheet(summary: EvalSummary) -> Path:
+    """``<out_dir>/sheet.png``: one row per scored scan (target | reconstruction cropped like it |
+    error; front and side), labelled with its Chamfer and median distance."""
+    rows, labels = [], []
+    for result in summary.scored:
+        target_vertices, _, target_faces = read_input_geometry(Path(result.ground_truth))
+        recon = read_mesh(Path(result.reconstruction))
+        cells, median = preview_row(target_vertices, target_faces, recon.vertices, recon.faces)
+        rows.append(cells)
+        labels.append(f"{result.name}\nChamfer {result.metrics['chamfer_mm']:.2f} mm, median {median:.2f} mm")
+    return write_preview_sheet(summary.out_dir / "sheet.png", rows, labels, f"{len(rows)} scan(s) scored")

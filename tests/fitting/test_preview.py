@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from imface.cli.eval_cmd import write_eval_sheet
+from imface.eval.evaluate import write_eval_sheet
 from imface.demo import write_fit_grid
 from imface.eval.evaluate import evaluate_folder
 from imface.fitting.run import fit
