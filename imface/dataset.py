@@ -21,14 +21,11 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, Dataset, DistributedSampler
 
-from imface.contracts.dataset import MANIFEST_NAME, NUM_LANDMARKS, read_manifest, read_scan_landmarks
+from imface.contracts.dataset import (MANIFEST_NAME, NEAR_FILES, NUM_LANDMARKS, POINT_FILES, read_manifest,
+                                     read_scan_landmarks)
 from imface.contracts.experiment import EXPRESSION_EMBEDDINGS, CodeTables
 from imface.errors import ImfaceError
 from imface.frame import CANONICAL_LANDMARKS_MM, MM_PER_UNIT
-
-POINT_FILES = ("surface_points", "surface_normals", "space_points", "space_sdf", "space_grad")
-#: Optional near-surface SDF samples (``imface preprocess --near-surface``), read as extra space samples.
-NEAR_FILES = ("near_points", "near_sdf", "near_grad")
 
 
 @dataclass(frozen=True)

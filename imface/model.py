@@ -100,8 +100,10 @@ class ImFace(nn.Module):
     def from_state(cls, config: ModelConfig, state: dict[str, torch.Tensor], source: str | Path | None = None) -> "ImFace":
         """The model a state dict describes (code table sizes from its tensors), in eval mode with
         ``requires_grad`` off. ImfaceError naming ``source`` when the state does not fit ``config``."""
-        if "template_landmarks" not in state or "identity_codes.weight" not in state:
-            raise ImfaceError(source, "is not an ImFace weights file (no template_landmarks / identity_codes)")
+        tables = ("template_landmarks", "identity_codes.weight", "expression_codes.weight")
+        if any(name not in state for name in tables):
+            raise ImfaceError(source, "is not an ImFace weights file (no template_landmarks / identity_codes / "
+                              "expression_codes)")
         rows = (state["identity_codes.weight"].shape[0], state["expression_codes.weight"].shape[0])
         model = cls(config, rows[0], rows[1], state["template_landmarks"].float())
         try:

@@ -92,14 +92,12 @@ def _lookup(path: Path, what: str, name: str, table: dict[str, int]) -> int:
 
 def _build_model(config: ExperimentConfig, state: dict[str, torch.Tensor], codes: CodeTables, source: Path) -> ImFace:
     """The model of ``state``, refused when its code tables do not match ``codes``."""
-    if "template_landmarks" not in state or "identity_codes.weight" not in state:
-        raise ImfaceError(source, "is not an ImFace weights file (no template_landmarks / identity_codes)")
-    rows = (state["identity_codes.weight"].shape[0], state["expression_codes.weight"].shape[0]) \
-        if "expression_codes.weight" in state else (codes.num_identities, codes.num_expressions)
+    model = ImFace.from_state(config.model, state, source)
+    rows = (model.identity_codes.num_embeddings, model.expression_codes.num_embeddings)
     if rows != (codes.num_identities, codes.num_expressions):
         raise ImfaceError(source, f"code tables have {rows[0]} identity / {rows[1]} expression rows but codes.json "
                           f"names {codes.num_identities} / {codes.num_expressions}")
-    return ImFace.from_state(config.model, state, source)
+    return model
 
 
 def _load_experiment(exp_dir: Path, weights: Path | None, device: str | torch.device) -> Pretrained:

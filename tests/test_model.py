@@ -6,6 +6,7 @@ from imface.frame import CANONICAL_LANDMARKS_MM, FIVE_LANDMARK_IDS, MM_PER_UNIT
 from imface.fields.global_field import GlobalField
 from imface.fields.reference import loop_reference_model
 from imface.losses import LOSS_KEYS, compute_losses
+from imface.errors import ImfaceError
 from imface.model import ImFace
 
 TEMPLATE = torch.tensor(CANONICAL_LANDMARKS_MM / MM_PER_UNIT, dtype=torch.float32)
@@ -161,3 +162,15 @@ def test_default_model_size_is_hypernetwork_dominated():
 def test_a_template_without_68_landmarks_is_refused():
     with pytest.raises(ValueError):
         ImFace(ModelConfig(**SMALL), 1, 1, torch.zeros(5, 3))
+
+
+def test_from_state_round_trips_and_refuses_a_foreign_state():
+    model = _model()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    loaded = ImFace.from_state(model.config, state, "weights.safetensors")
+    assert loaded.expression_codes.num_embeddings == 6 and not loaded.training
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())
+    assert not any(p.requires_grad for p in loaded.parameters())
+    del state["expression_codes.weight"]
+    with pytest.raises(ImfaceError, match="weights.safetensors.*not an ImFace weights file"):
+        ImFace.from_state(model.config, state, "weights.safetensors")

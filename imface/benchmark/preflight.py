@@ -35,8 +35,7 @@ from imface.benchmark.curves import curve_seeds, curve_steps
 from imface.benchmark.methods import variant_experiment
 from imface.benchmark.validation import validation_identities, validation_scans
 from imface.config.benchmark import BenchmarkConfig
-from imface.contracts.dataset import MESH_NAME, META_NAME, REGISTERED_NAME, Manifest, read_manifest
-from imface.dataset import POINT_FILES
+from imface.contracts.dataset import MESH_NAME, META_NAME, POINT_FILES, REGISTERED_NAME, Manifest, read_manifest
 from imface.devices import resolve_device
 from imface.errors import ImfaceError
 from imface.frame import CANONICAL_LANDMARKS_MM, MM_PER_UNIT

@@ -47,6 +47,10 @@ LANDMARKS_NAME = "landmarks.json"
 META_NAME = "meta.json"
 PREVIEW_NAME = "preview.png"
 NUM_LANDMARKS = 68
+#: The training samples of a processed scan, one ``<stem>.npy`` each.
+POINT_FILES = ("surface_points", "surface_normals", "space_points", "space_sdf", "space_grad")
+#: Optional near-surface SDF samples (``imface preprocess --near-surface``), read as extra space samples.
+NEAR_FILES = ("near_points", "near_sdf", "near_grad")
 SPLIT_LISTS = ("train", "test", "held_out_expression")
 
 
