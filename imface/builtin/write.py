@@ -1,11 +1,12 @@
-"""Write the built-in face data as a raw scanner-style dataset (``imface data bfm --out DIR``).
+"""Write the built-in face data as a raw scanner-style dataset (``imface data bfm|ict --out DIR``).
 
 Layout::
 
-    DIR/dataset.json                                  root marker and settings (no BFM numbers)
+    DIR/dataset.json                                  root marker and settings (no source numbers)
+    DIR/NOTICE.txt                                    the source's licence notice, where it asks for one (ICT)
     DIR/<id>/<k>_<expression>.obj                     raw scan: cropped, posed, noisy, with holes (mm)
     DIR/<id>/<k>_<expression>.lmk.txt                 68 x 3 iBUG landmarks, mm, same frame as the scan
-    DIR/<id>/<k>_<expression>.registered.ply          clean mesh in the fixed BFM topology, same frame
+    DIR/<id>/<k>_<expression>.registered.ply          clean mesh in the source's topology, same frame
 
 ``<id>`` is the 1-based identity number zero-padded to 3 digits; ``k`` is FaceScape's
 1-based expression number. Every scan gets its own random rigid pose (up to 15 degrees
@@ -25,11 +26,11 @@ from typing import Callable, Iterable
 import numpy as np
 import trimesh
 
-from imface.builtin.bfm import SourceFiles, load_bfm
+from imface.builtin.registry import load_source
 from imface.frame import NOSE_TIP_POSITION_MM
 from imface.builtin.generator import EXPRESSIONS, FaceGenerator, GeneratorSettings, expression_index
 from imface.errors import ImfaceError
-from imface.io.atomic import atomic_path, write_json
+from imface.io.atomic import atomic_path, write_json, write_text
 from imface.ops.normals import vertex_normals
 from imface.threads import init_worker_process
 
@@ -131,23 +132,23 @@ def write_scan(generator: FaceGenerator, folder: Path, identity: int, expression
     paths = [folder / f"{stem}.obj", folder / f"{stem}.lmk.txt", folder / f"{stem}.registered.ply"]
     if all(p.is_file() for p in paths):
         return False
-    stats = generator.stats
+    source = generator.source
     registered = generator.registered(identity, expression).astype(np.float64)
     rng = np.random.default_rng(np.random.SeedSequence([generator.settings.seed, identity,
                                                         expression_index(expression), 0, 3]))
     rotation, offset = random_pose(rng)
-    scan_v, scan_f = raw_scan(registered, stats.faces, stats.landmark_ids, stats.nose_tip_id, options, rng)
+    scan_v, scan_f = raw_scan(registered, source.faces, source.landmark_ids, source.nose_tip_id, options, rng)
     pose = lambda p: p @ rotation.T + offset  # noqa: E731
     _export(paths[0], pose(scan_v), scan_f)
     with atomic_path(paths[1]) as tmp:
-        np.savetxt(tmp, pose(registered[stats.landmark_ids]), fmt="%.4f")
-    _export(paths[2], pose(registered), stats.faces)
+        np.savetxt(tmp, pose(registered[source.landmark_ids]), fmt="%.4f")
+    _export(paths[2], pose(registered), source.faces)
     return True
 
 
 def _write_identity(args: tuple) -> tuple[int, int]:
-    out, identity, count, expressions, settings, options, cache = args
-    generator = FaceGenerator(load_bfm(cache), settings, cache_size=1)
+    out, identity, count, expressions, settings, options, (name, cache, source_path) = args
+    generator = FaceGenerator(load_source(name, cache, source_path), settings, cache_size=1)
     folder = out / identity_name(identity, count)
     written = sum(write_scan(generator, folder, identity, e, options) for e in expressions)
     return written, len(expressions) - written
@@ -161,15 +162,20 @@ def _check_marker(out: Path, marker: dict) -> None:
         old = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise ImfaceError(path, f"unreadable dataset marker: {err}") from err
-    same = {k: old.get(k) for k in ("layout", "seed", "generator")} == {k: marker[k] for k in ("layout", "seed", "generator")}
+    keys = ("layout", "seed", "generator", "source")
+    same = {**{k: old.get(k) for k in keys}, "source": old.get("source", "bfm")} == {k: marker[k] for k in keys}
     if not same:
         raise ImfaceError(path, "this folder holds built-in data made with other settings; use a new --out folder")
 
 
 def write_dataset(out: Path, identities: int = 12, expressions: str | Iterable[str] | None = "all", seed: int = 0,
                   options: ScanOptions | None = None, workers: int = 1, settings: GeneratorSettings | None = None,
-                  cache: Path | None = None, progress: Callable[[int], None] | None = None) -> DatasetSummary:
+                  cache: Path | None = None, progress: Callable[[int], None] | None = None, source: str = "bfm",
+                  source_path: Path | None = None) -> DatasetSummary:
     """Write ``identities`` x ``expressions`` scans under ``out`` (resumable); see the module docstring.
+
+    ``source`` names the face source (:mod:`imface.builtin.registry`); ``source_path`` is a local copy
+    of its files instead of the download.
 
     ``workers`` > 1 spreads identities over a process pool. ``progress`` is called with the
     number of scans finished after each identity.
@@ -180,23 +186,27 @@ def write_dataset(out: Path, identities: int = 12, expressions: str | Iterable[s
     names = parse_expressions(expressions)
     options = options or ScanOptions()
     settings = GeneratorSettings(**{**asdict(settings or GeneratorSettings()), "seed": seed})
-    load_bfm(cache)  # download / verify once, before any worker starts
+    face_source = load_source(source, cache, source_path)  # download / verify once, before any worker starts
     out = Path(out)
     generator_info = {**asdict(settings), **asdict(options), "max_pose_deg": MAX_POSE_DEG,
                       "pose_offset_mm": POSE_OFFSET_MM}
     generator_info["hole_radius_mm"] = list(options.hole_radius_mm)
     generator_info.pop("seed")
-    marker = {"layout": LAYOUT, "format_version": FORMAT_VERSION, "units": "mm", "seed": seed,
+    marker = {"layout": LAYOUT, "format_version": FORMAT_VERSION, "source": source, "units": "mm", "seed": seed,
               "identities": [identity_name(i, identities) for i in range(identities)], "expressions": names,
               "expression_numbers": {e: expression_index(e) for e in names},
               "files": {"scan": "<id>/<k>_<expression>.obj", "landmarks": "<id>/<k>_<expression>.lmk.txt",
                         "registered": "<id>/<k>_<expression>.registered.ply"},
               "landmarks": "68 iBUG points, 0-based order, mm", "generator": generator_info,
-              "source_hashes": SourceFiles.hashes()}
+              "source_hashes": face_source.provenance()}
     _check_marker(out, marker)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "dataset.json", marker)
-    jobs = [(out, i, identities, names, settings, options, cache) for i in range(identities)]
+    notice = getattr(face_source, "notice", None)
+    if notice:
+        write_text(out / "NOTICE.txt", notice)
+    spec = (source, cache, source_path)
+    jobs = [(out, i, identities, names, settings, options, spec) for i in range(identities)]
     written = skipped = 0
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),

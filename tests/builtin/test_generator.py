@@ -6,11 +6,12 @@ from imface.builtin.expressions import close_eyelid, mouth_rims, rotate_about_x
 from imface.builtin.generator import EXPRESSIONS, FaceGenerator, GeneratorSettings, expression_index
 from imface.builtin.wrinkles import furrow_set
 from imface.ops.normals import vertex_normals
+from imface.builtin.bfm import BFMSource
 
 
 @pytest.fixture(scope="module")
 def gen(bfm):
-    return FaceGenerator(bfm, GeneratorSettings(seed=3))
+    return FaceGenerator(BFMSource(bfm), GeneratorSettings(seed=3))
 
 
 def test_expression_names_follow_facescape():
@@ -20,9 +21,9 @@ def test_expression_names_follow_facescape():
 
 
 def test_deterministic_per_seed(bfm, gen):
-    other = FaceGenerator(bfm, GeneratorSettings(seed=3))
+    other = FaceGenerator(BFMSource(bfm), GeneratorSettings(seed=3))
     np.testing.assert_array_equal(gen.registered(1, "grin", 2), other.registered(1, "grin", 2))
-    different = FaceGenerator(bfm, GeneratorSettings(seed=4))
+    different = FaceGenerator(BFMSource(bfm), GeneratorSettings(seed=4))
     assert np.abs(different.registered(1, "grin", 2) - gen.registered(1, "grin", 2)).max() > 1.0
 
 
@@ -60,8 +61,8 @@ def test_mouth_stretch_drops_the_chin(bfm, gen):
 
 def test_wrinkle_depth_in_range(bfm):
     full = dict(seed=5, min_intensity=1.0, max_intensity=1.0, skin_detail=False)
-    with_wrinkles = FaceGenerator(bfm, GeneratorSettings(**full))
-    without = FaceGenerator(bfm, GeneratorSettings(**full, wrinkles=False))
+    with_wrinkles = FaceGenerator(BFMSource(bfm), GeneratorSettings(**full))
+    without = FaceGenerator(BFMSource(bfm), GeneratorSettings(**full, wrinkles=False))
     depths = []
     for identity in range(3):
         diff = with_wrinkles.registered(identity, "brow_raiser") - without.registered(identity, "brow_raiser")
@@ -73,7 +74,7 @@ def test_wrinkle_depth_in_range(bfm):
 
 
 def test_linear_generator_is_linear(bfm):
-    linear = FaceGenerator(bfm, GeneratorSettings(seed=1, nonlinear=False))
+    linear = FaceGenerator(BFMSource(bfm), GeneratorSettings(seed=1, nonlinear=False))
     shape = linear.registered(2, "anger")
     residual = shape - linear.identity(2).rest
     coefs, *_ = np.linalg.lstsq(bfm.exp_basis_mm.reshape(-1, 10), residual.ravel(), rcond=None)

@@ -7,6 +7,7 @@ import pytest
 
 from imface.builtin import expressions as ex
 from imface.builtin.identity import keyed_rng, make_identity, mouth_line_of, plane_waves, smooth_detail, unit_field
+from imface.builtin.bfm import BFMSource
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +16,7 @@ def lips(bfm):
 
 
 def _person(bfm, lips, index: int, seed: int = 0, skin_detail: bool = True):
-    return make_identity(bfm, index, seed=seed, skin_detail=skin_detail, mean_mm=bfm.mean_mm.astype(np.float64),
+    return make_identity(BFMSource(bfm), index, seed=seed, skin_detail=skin_detail,
                          lips=lips)
 
 

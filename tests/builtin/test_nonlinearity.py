@@ -3,6 +3,7 @@ import pytest
 
 from imface.builtin.generator import GeneratorSettings
 from imface.builtin.nonlinearity import face_region_mask, nonlinearity_report, pca_residuals
+from imface.builtin.bfm import BFMSource
 
 
 def test_face_region_mask_matches_naive():
@@ -34,8 +35,8 @@ def test_pca_residuals_match_svd_reference():
 
 def test_report_measures_nonlinearity(bfm):
     ks = (4, 16, 64)
-    nonlinear = nonlinearity_report(bfm, train_identities=6, heldout_identities=2, components=ks, seed=2)
-    linear = nonlinearity_report(bfm, train_identities=6, heldout_identities=2, components=ks, seed=2,
+    nonlinear = nonlinearity_report(BFMSource(bfm), train_identities=6, heldout_identities=2, components=ks, seed=2)
+    linear = nonlinearity_report(BFMSource(bfm), train_identities=6, heldout_identities=2, components=ks, seed=2,
                                  settings=GeneratorSettings(nonlinear=False))
     face = np.array(nonlinear.rms_face_mm)
     assert (face > 0).all() and (np.diff(face) < 0).all()
@@ -48,7 +49,7 @@ def test_report_measures_nonlinearity(bfm):
 
 @pytest.mark.slow
 def test_full_report_with_100_training_identities(bfm):
-    report = nonlinearity_report(bfm, train_identities=100, heldout_identities=20)
+    report = nonlinearity_report(BFMSource(bfm), train_identities=100, heldout_identities=20)
     print("\n".join(report.lines()))
     face = np.array(report.rms_face_mm)
     assert (np.diff(face) < 0).all()

@@ -11,6 +11,7 @@ from imface.builtin.write import parse_expressions, write_dataset
 from imface.builtin.generator import FaceGenerator, GeneratorSettings
 from imface.errors import ImfaceError
 from imface.io.landmarks import read_landmarks
+from imface.builtin.bfm import BFMSource
 
 EXPRS = ["neutral", "smile", "mouth_stretch"]
 
@@ -53,7 +54,7 @@ def test_landmarks_lie_on_raw_scan(dataset):
 
 def test_registered_mesh_matches_generator_up_to_pose(dataset, bfm):
     out, _ = dataset
-    gen = FaceGenerator(bfm, GeneratorSettings(seed=7))
+    gen = FaceGenerator(BFMSource(bfm), GeneratorSettings(seed=7))
     rotations = []
     for stem, name in (("1_neutral", "neutral"), ("2_smile", "smile")):
         mesh = trimesh.load(out / "001" / f"{stem}.registered.ply", process=False)
