@@ -20,6 +20,7 @@ import json
 import os
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterator
@@ -107,7 +108,10 @@ def parse_obj_vertices(data: bytes, count: int, name: str = "obj") -> np.ndarray
     lines = [line[2:] for line in data.split(b"\n") if line.startswith(b"v ")]
     if len(lines) < count:
         raise ImfaceError(name, f"has {len(lines)} vertices, expected at least {count}")
-    values = np.array(b" ".join(lines[:count]).split(), dtype=np.float64)
+    try:
+        values = np.array(b" ".join(lines[:count]).split(), dtype=np.float64)
+    except ValueError as err:
+        raise ImfaceError(name, f"a vertex line is not numbers: {err}") from err
     if values.size != 3 * count:
         raise ImfaceError(name, "vertex lines must have exactly x y z")
     return values.reshape(count, 3)
@@ -118,7 +122,10 @@ def parse_obj_polygons(data: bytes, count: int, name: str = "obj") -> list[list[
     polygons = []
     for line in data.split(b"\n"):
         if line.startswith(b"f "):
-            polygons.append([int(token.split(b"/")[0]) - 1 for token in line.split()[1:]])
+            try:
+                polygons.append([int(token.split(b"/")[0]) - 1 for token in line.split()[1:]])
+            except ValueError as err:
+                raise ImfaceError(name, f"a face line is not vertex numbers: {err}") from err
             if len(polygons) == count:
                 return polygons
     raise ImfaceError(name, f"has {len(polygons)} polygons, expected at least {count}")
@@ -174,10 +181,13 @@ def _members(source: Path) -> Iterator[tuple[str, bytes]]:
             if path.is_file():
                 yield path.name, path.read_bytes()
     elif zipfile.is_zipfile(source):
-        with zipfile.ZipFile(source) as archive:
-            for name in archive.namelist():
-                if f"{MODEL_FOLDER}/" in name and not name.endswith("/"):
-                    yield name.rsplit("/", 1)[-1], archive.read(name)
+        try:
+            with zipfile.ZipFile(source) as archive:
+                for name in archive.namelist():
+                    if f"{MODEL_FOLDER}/" in name and not name.endswith("/"):
+                        yield name.rsplit("/", 1)[-1], archive.read(name)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as err:  # a damaged member (CRC, deflate)
+            raise ImfaceError(source, f"damaged zip archive: {err}") from err
     else:
         try:
             with tarfile.open(source, "r:*") as archive:
@@ -185,7 +195,10 @@ def _members(source: Path) -> Iterator[tuple[str, bytes]]:
                     if member.isfile() and f"{MODEL_FOLDER}/" in member.name:
                         handle = archive.extractfile(member)
                         yield member.name.rsplit("/", 1)[-1], handle.read() if handle else b""
-        except (tarfile.TarError, OSError, EOFError) as err:
+                # tarfile stops quietly at a damaged header; reading on to the end checks the gzip CRC.
+                while archive.fileobj.read(1 << 20):
+                    pass
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
             raise ImfaceError(source, f"not a readable ICT-FaceKit archive or folder: {err}") from err
 
 
@@ -210,10 +223,10 @@ def read_facekit(source: Path) -> ICTModel:
         raise ImfaceError(source, f"{INDEX_FILE} lacks the expression shapes {', '.join(unknown)}")
 
     def vertices(name: str) -> np.ndarray:
-        return parse_obj_vertices(files[name], FACE_VERTICES, name) * MM_PER_ICT_UNIT
+        return parse_obj_vertices(files[name], FACE_VERTICES, f"{source}: {name}") * MM_PER_ICT_UNIT
 
     neutral = vertices(NEUTRAL_FILE)
-    faces = triangulate(parse_obj_polygons(files[NEUTRAL_FILE], FACE_POLYGONS, NEUTRAL_FILE))
+    faces = triangulate(parse_obj_polygons(files[NEUTRAL_FILE], FACE_POLYGONS, f"{source}: {NEUTRAL_FILE}"))
     if faces.max() >= FACE_VERTICES:
         raise ImfaceError(source, f"{NEUTRAL_FILE}: a face-area polygon uses a vertex past {FACE_VERTICES - 1}")
     loops = sorted(boundary_loops(faces), key=len)[:-1]  # the longest is the outer rim
@@ -238,10 +251,15 @@ def _fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch_archive(cache: Path | None = None, url: str | None = None, sha256: str = ICT_ARCHIVE_SHA256) -> Path:
-    """The pinned ICT-FaceKit archive in ``<cache>/sources``, downloaded and verified if missing."""
+def fetch_archive(cache: Path | None = None, url: str | None = None, sha256: str | None = None) -> Path:
+    """The pinned ICT-FaceKit archive in ``<cache>/sources``, downloaded and verified if missing.
+
+    ``sha256`` defaults to :data:`ICT_ARCHIVE_SHA256` as it is at call time (the cache key in
+    :func:`load_ict` reads it there too).
+    """
     url = url or os.environ.get("IMFACE_ICT_URL") or ICT_ARCHIVE_URL
-    return download_verified(url, (cache or cache_dir()) / "sources" / ICT_ARCHIVE_NAME, sha256, timeout_s=600.0)
+    return download_verified(url, (cache or cache_dir()) / "sources" / ICT_ARCHIVE_NAME,
+                             sha256 or ICT_ARCHIVE_SHA256, timeout_s=600.0)
 
 
 def load_ict(cache: Path | None = None, source: Path | None = None) -> ICTModel:

@@ -1,6 +1,7 @@
 """Downloads that land in a cache only when their SHA-256 is the pinned one."""
 from __future__ import annotations
 
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -29,7 +30,8 @@ def download_verified(url: str, target: Path, sha256: str, timeout_s: float = 60
                 with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (pinned https URL)
                     for block in iter(lambda: response.read(1 << 20), b""):
                         out.write(block)
-            except (urllib.error.URLError, OSError, ValueError) as err:
+            # HTTPException: an answer that is not HTTP (BadStatusLine is no OSError)
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
                 raise ImfaceError(url, f"download failed (offline? use a local copy instead): {err}") from err
         actual = sha256_file(tmp)
         if actual != sha256:
