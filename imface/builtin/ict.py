@@ -276,7 +276,9 @@ def load_ict(cache: Path | None = None, source: Path | None = None) -> ICTModel:
         source = Path(source)
         if not source.exists():
             raise ImfaceError(source, "no such file or folder")
-        key = _fingerprint(source) if source.is_dir() else sha256_file(source)
+        # A clone's own files (.git and the rest) do not change the model: only its FaceXModel/ counts.
+        model_dir = source / MODEL_FOLDER if (source / MODEL_FOLDER).is_dir() else source
+        key = _fingerprint(model_dir) if source.is_dir() else sha256_file(source)
     cached = cache / f"ict-facekit-{key[:16]}-v{_CACHE_VERSION}.npz"
     if cached.is_file():
         try:

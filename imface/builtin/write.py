@@ -166,6 +166,9 @@ def _check_marker(out: Path, marker: dict) -> None:
     same = {**{k: old.get(k) for k in keys}, "source": old.get("source", "bfm")} == {k: marker[k] for k in keys}
     if not same:
         raise ImfaceError(path, "this folder holds built-in data made with other settings; use a new --out folder")
+    if old.get("source_hashes") != marker["source_hashes"]:
+        raise ImfaceError(path, "this folder holds built-in data made from another copy of the source data "
+                          f"({old.get('source_hashes')}); use a new --out folder")
 
 
 def write_dataset(out: Path, identities: int = 12, expressions: str | Iterable[str] | None = "all", seed: int = 0,

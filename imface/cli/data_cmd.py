@@ -30,6 +30,7 @@ def _write_and_report(name: str, out: Optional[Path], identities: int, expressio
 
     if out is None and not report:
         raise ImfaceError(None, "nothing to do: give --out DIR and/or --report")
+    face_source = load_source(name, source=source_path)  # download and check before any progress bar
     if out is not None:
         total = identities * len(parse_expressions(expressions))
         with tqdm(total=total, desc=name, unit="scan", disable=not progress) as bar:
@@ -40,7 +41,7 @@ def _write_and_report(name: str, out: Optional[Path], identities: int, expressio
         typer.echo(f"{summary.out}: {summary.identities} identities x {summary.expressions} expressions, "
                    f"{summary.written} scans written, {summary.skipped} already there, {summary.seconds:.1f} s")
     if report:
-        result = nonlinearity_report(load_source(name, source=source_path), train_identities=report_identities,
+        result = nonlinearity_report(face_source, train_identities=report_identities,
                                      heldout_identities=report_heldout, scans=report_scans, seed=seed)
         for line in result.lines():
             typer.echo(line)
