@@ -3,7 +3,7 @@
 The public API is small; heavy modules (torch) load on first use::
 
     import imface
-    pretrained = imface.load_pretrained("runs/exp")  # an experiment or exported model folder
+    pretrained = imface.load_pretrained()  # the model shipped with imface; or a folder: load_pretrained("runs/exp")
     id_code = pretrained.identity_code("001")
     exp_code, neutral = pretrained.expression_code("001/2_smile")
     mesh = imface.extract_mesh(pretrained, id_code, exp_code, neutral, resolution=256)

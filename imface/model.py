@@ -6,6 +6,7 @@ nose tip at (0, 0, 0.4)); signed distances in model units, negative behind the f
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -22,6 +23,7 @@ from imface.errors import ImfaceError
 from imface.fields.expression import ExpressionField
 from imface.fields.identity import IdentityField
 from imface.fields.template import TemplateField
+from imface.weights import resolve_model
 
 
 class ImFaceOutput(NamedTuple):
@@ -116,13 +118,14 @@ class ImFace(nn.Module):
         return model
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto") -> "ImFace":
-        """Load a model folder (``imface export``) or an experiment folder's latest checkpoint.
+    def from_pretrained(cls, path: str | os.PathLike | None = None, device: str | torch.device = "auto") -> "ImFace":
+        """Load a model folder (``imface export``) or an experiment folder's latest checkpoint;
+        a shipped model's name, or None for the model shipped with imface (:mod:`imface.weights`).
 
         Weights come from safetensors and metadata from YAML/JSON: nothing is unpickled. For the
         code tables and statistics as well, use :func:`imface.load_pretrained`.
         """
-        path = Path(path)
+        path = resolve_model(path)
         if is_model_folder(path):
             folder = read_model_folder(path)
             config, state, source = folder.config, folder.state, path / WEIGHTS_NAME

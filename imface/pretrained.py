@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +18,13 @@ import torch
 from imface.config.experiment import ExperimentConfig, load_config
 from imface.contracts.experiment import (CODES_NAME, CONFIG_NAME, CodeTables, checkpoint_step, is_experiment,
                                          latest_checkpoint, load_weights, model_state, read_code_tables)
-from imface.contracts.model import (WEIGHTS_NAME, CodeStats, is_model_folder, read_model_folder, verify_checksums,
-                                    write_model_folder)
+from imface.contracts.model import (WEIGHTS_NAME, CodeStats, check_weight_dtype, is_model_folder, read_model_folder,
+                                    verify_checksums, write_model_folder)
 from imface.devices import resolve_device
 from imface.errors import ImfaceError
 from imface.model import ImFace
 from imface.version import __version__
+from imface.weights import resolve_model
 
 NEUTRAL = "neutral"  # the expression name that selects neutral suppression (no expression code)
 
@@ -111,15 +113,19 @@ def _load_experiment(exp_dir: Path, weights: Path | None, device: str | torch.de
     return Pretrained(model, config, codes, compute_code_stats(state, codes), exp_dir, "experiment")
 
 
-def export_model(exp_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None) -> Path:
+def export_model(exp_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None, *,
+                 dtype: str = "fp32") -> Path:
     """Write the self-contained model folder ``out_dir`` from an experiment folder.
 
     exp_dir: a training experiment (config.yaml, codes.json, checkpoints/); checkpoint: a
     weights file (default: the experiment's latest). ``out_dir`` must be new, empty or an
-    earlier export (its files are replaced). Every file is written atomically, the
+    earlier export (its files are replaced). dtype: fp32 | fp16, how the network weights are
+    stored (fp16 halves the file; the codes, template landmarks and code statistics keep full
+    precision, and loading casts back to float32). Every file is written atomically, the
     checksums last. Returns ``out_dir``.
     """
     exp_dir, out_dir = Path(exp_dir), Path(out_dir)
+    check_weight_dtype(dtype)
     if not (exp_dir / CONFIG_NAME).is_file():
         raise ImfaceError(exp_dir, "not an experiment folder (no config.yaml)")
     weights_path = Path(checkpoint) if checkpoint is not None else latest_checkpoint(exp_dir)
@@ -141,20 +147,19 @@ def export_model(exp_dir: str | Path, out_dir: str | Path, checkpoint: str | Pat
         "torch_version": torch.__version__,
         "imface_version": __version__,
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    })
+    }, dtype=dtype)
 
 
-def load_pretrained(path: str | Path, device: str | torch.device = "auto", *,
+def load_pretrained(path: str | os.PathLike | None = None, device: str | torch.device = "auto", *,
                     weights: str | Path | None = None) -> Pretrained:
     """Load an exported model folder (checksums verified) or an experiment folder (its latest
     checkpoint, or the checkpoint file ``weights``; code statistics computed on the fly).
-    device: auto (CUDA when available) | cpu | cuda.
+    path: a folder, a shipped model's name, or None for the model shipped with imface
+    (:func:`imface.weights.resolve_model`). device: auto (CUDA when available) | cpu | cuda.
 
     The model comes back in eval mode with ``requires_grad`` off everywhere.
     """
-    path = Path(path)
-    if not path.is_dir():
-        raise ImfaceError(path, "no such model folder (give an exported model or an experiment folder)")
+    path = resolve_model(path)
     if not is_model_folder(path):
         if is_experiment(path):
             return _load_experiment(path, None if weights is None else Path(weights), device)

@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "imface"
 #: (the same sub-package, or itself); never from a later layer or a sibling unit of its layer.
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "version"),
+    ("weights",),
     ("frame", "threads", "devices"),
     ("io",),
     ("ops",),

@@ -12,9 +12,12 @@ from safetensors.torch import load_file
 
 from imface.training import checkpoint as ckpt
 from imface.errors import ImfaceError
-from imface.contracts.model import MODEL_FILES
+from imface.contracts.model import FULL_PRECISION, MODEL_FILES
 from imface.io.hashing import sha256_file
-from imface.pretrained import export_model, gaussian_stats, load_pretrained
+from imface.model import ImFace
+from imface.ops.sdf_grid import evaluate_grid
+from imface.pretrained import NEUTRAL, export_model, gaussian_stats, load_pretrained
+from imface.weights import DEFAULT_MODEL, SHIPPED
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +144,55 @@ def test_names_resolve_and_unknown_names_list_the_nearest(exported):
         loaded.identity_code(name + "x")
     with pytest.raises(ImfaceError, match="unknown expression"):
         loaded.expression_code("no-such-expression")
+
+
+@pytest.fixture(scope="module")
+def exported_fp16(trained_tiny, tmp_path_factory):
+    _, exp_dir = trained_tiny
+    return export_model(exp_dir, tmp_path_factory.mktemp("export") / "model-fp16", dtype="fp16")
+
+
+def test_fp16_export_halves_the_weights_and_keeps_the_codes(exported, exported_fp16):
+    full, half = (load_file(str(folder / "model.safetensors")) for folder in (exported, exported_fp16))
+    assert json.loads((exported_fp16 / "model.json").read_text())["weights_dtype"] == "float16"
+    assert json.loads((exported / "model.json").read_text())["weights_dtype"] == "float32"
+    assert half["identity_codes.weight"].dtype == half["template_landmarks"].dtype == torch.float32
+    assert torch.equal(half["expression_codes.weight"], full["expression_codes.weight"])
+    assert half["landmark_ids"].dtype == torch.int64
+    network = [key for key in full if key not in FULL_PRECISION and full[key].is_floating_point()]
+    assert network and all(half[key].dtype == torch.float16 for key in network)
+    ratio = (exported_fp16 / "model.safetensors").stat().st_size / (exported / "model.safetensors").stat().st_size
+    assert 0.45 < ratio < 0.55
+    # Checksums cover the stored (float16) bytes; the statistics are the same file either way.
+    assert json.loads((exported_fp16 / "checksums.json").read_text())["files"]["model.safetensors"] == \
+        sha256_file(exported_fp16 / "model.safetensors")
+    assert sha256_file(exported_fp16 / "code_stats.safetensors") == sha256_file(exported / "code_stats.safetensors")
+
+
+def test_fp16_model_loads_as_float32_and_decodes_the_same_sdf(exported, exported_fp16):
+    full, half = load_pretrained(exported, "cpu"), load_pretrained(exported_fp16, "cpu")
+    assert {p.dtype for p in half.model.parameters()} == {torch.float32}
+    assert all(b.dtype in (torch.float32, torch.int64) for b in half.model.buffers())
+    faces = [(sorted(full.codes.identities)[0], NEUTRAL), (sorted(full.codes.identities)[1], sorted(full.codes.expressions)[0])]
+    for identity, expression in faces:
+        id_code = full.identity_code(identity)
+        exp_code, neutral = full.expression_code(expression)
+        grids = [evaluate_grid(p.model.face_sdf(id_code, exp_code, neutral), 24) for p in (full, half)]
+        inside = np.isfinite(grids[0])
+        assert inside.sum() > 1000 and np.array_equal(inside, np.isfinite(grids[1]))
+        # Measured on the tiny model: at most 2.6e-4 model units (0.026 mm); float16 keeps 11 bits.
+        assert np.abs(grids[0][inside] - grids[1][inside]).max() < 1e-3
+
+
+def test_an_unknown_dtype_is_refused_before_anything_is_written(trained_tiny, tmp_path):
+    with pytest.raises(ImfaceError, match="--dtype must be one of fp32, fp16, got 'bf16'"):
+        export_model(trained_tiny[1], tmp_path / "model", dtype="bf16")
+    assert not (tmp_path / "model").exists()
+
+
+def test_the_default_model_loads_when_no_path_is_given(exported, monkeypatch):
+    monkeypatch.setitem(SHIPPED, DEFAULT_MODEL, exported)
+    loaded = load_pretrained(device="cpu")
+    assert loaded.path == exported and loaded.kind == "exported"
+    model = ImFace.from_pretrained(device="cpu")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.model.state_dict().values()))

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from imface.cli.deprecated import hidden, note, renamed
-from imface.cli.options import check_device, opt
+from imface.cli.options import MODEL_DETAIL, check_device, model_folder, opt
 from imface.cli.parsing import name_list
 from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM, DEFAULT_FIT_SPACE_POINTS, DEFAULT_SCALE_SWEEP
 from imface.errors import ImfaceError
@@ -15,7 +15,7 @@ from imface.frame import MM_PER_UNIT
 
 
 def fit(
-    model: Path = opt("--model", ..., "An exported model or an experiment folder (latest checkpoint)."),
+    model: Optional[Path] = opt("--model", None, MODEL_DETAIL),
     data: Optional[Path] = opt("--data", None, "Its --split or --scans are fitted."),
     inputs: Optional[List[Path]] = opt(
         "--in", None, "Meshes without landmarks (.obj/.ply/.off), point sets (.npy/.xyz/.ply), a raw dataset with "
@@ -61,8 +61,9 @@ def fit(
     surface_points = renamed(surface_points, old_points, "--surface-points", "--points", 2048)
     sources, split, names = _sources(data, list(inputs or []), split, name_list(scans, "--scans"))
     robust_distance = None if robust is None else robust / MM_PER_UNIT  # None: the fitter's default for the inputs
-    results = run_fit(model, sources, out, same_identity=same_identity, steps=steps, points=surface_points,
-                      space_points=space_points, lr=lr, landmarks=landmarks, resolution=resolution, split=split,
+    results = run_fit(model_folder(model), sources, out, same_identity=same_identity, steps=steps,
+                      points=surface_points, space_points=space_points, lr=lr, landmarks=landmarks,
+                      resolution=resolution, split=split,
                       scans=names, neutral=neutral, unit=unit, pose=pose, device=device, batch_size=batch_size,
                       seed=seed, preview=preview, progress=progress, robust_distance=robust_distance,
                       code_prior=code_prior, scale_lr=scale_lr, scale_sweep=scale_sweep)

@@ -1,7 +1,8 @@
 """Verbs that use a trained model: ``export``, ``extract``, ``correspond``, ``sample``,
 ``interpolate``, ``transfer``. Plain typer functions; :mod:`imface.cli.main` registers them.
 
-``--model`` is an exported model folder or a training experiment folder (latest checkpoint).
+``--model`` is an exported model folder, a training experiment folder (latest checkpoint) or a
+shipped model's name; left out, the shipped model (:mod:`imface.weights`), except for export.
 """
 from __future__ import annotations
 
@@ -11,21 +12,21 @@ from typing import Any, List, Optional
 import typer
 
 from imface.cli.deprecated import hidden, renamed, renamed_flag
-from imface.cli.options import check_device, opt, required
+from imface.cli.options import MODEL_DETAIL, check_device, opt, required
 from imface.cli.parsing import name_list
 from imface.errors import ImfaceError
 
-_MODEL = opt("--model", ..., "An exported model or an experiment folder (latest checkpoint).")
+_MODEL = opt("--model", None, MODEL_DETAIL)
 _OUT = opt("--out", ..., "The meshes, faces.json and the contact sheet.")
 _UNIT = opt("--unit", "model", "Of the written meshes: model (1 = 100 mm) | mm.")
 _PREVIEW = opt("--preview", True, "A contact sheet OUT/sheet.png.")
 _OLD_UNITS = hidden("--units")
 
 
-def _load(model: Path, device: str):
+def _load(model: Path | None, device: str):
     from imface.pretrained import load_pretrained  # heavy imports here keep `imface --help` fast
 
-    return load_pretrained(model, device=check_device(device))
+    return load_pretrained(model, device=check_device(device))  # None: the shipped model
 
 
 def _report(summary: dict, out: Path, preview: bool) -> None:
@@ -41,6 +42,8 @@ def export(
     model: Optional[Path] = opt("--model", None, "The experiment folder to export (imface train --out). Required."),
     out: Path = opt("--out", ..., "The exported model."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights file (default: the latest)."),
+    dtype: str = typer.Option("fp32", "--dtype", help="Storage precision of the network weights: fp32 | fp16 "
+                              "(half the file; loading casts back to float32)."),
     old_exp_dir: Optional[Path] = hidden("--exp-dir"),
 ) -> None:
     """Export a trained experiment as a self-contained, checksummed model folder (on the CPU: no compute)."""
@@ -49,14 +52,14 @@ def export(
     from imface.pretrained import export_model
 
     exp_dir = required(renamed(model, old_exp_dir, "--model", "--exp-dir"), "--model")
-    folder = export_model(exp_dir, out, checkpoint)
+    folder = export_model(exp_dir, out, checkpoint, dtype=dtype)
     info = read_model_folder(folder).info
     typer.echo(f"{folder}: {info['num_identities']} identities, {info['num_expressions']} expression codes, "
-               f"step {info['source_step']}")
+               f"step {info['source_step']}, weights {info['weights_dtype']}")
 
 
 def extract(
-    model: Path = _MODEL,
+    model: Optional[Path] = _MODEL,
     out: Path = _OUT,
     fits: Optional[Path] = opt("--fits", None, "One mesh per fitted scan."),
     scans: Optional[str] = opt("--scans", None, "With --fits (default: every fitted scan)."),
@@ -138,8 +141,8 @@ def _extract_faces(pretrained, fits: Path | None, scans: list[str] | None, ident
 def correspond(
     fits: Path = opt("--fits", ..., "Its fitted scans are put in correspondence."),
     out: Path = opt("--out", ..., "One folder per pair, correspondence.json and the contact sheet."),
-    model: Optional[Path] = opt("--model", None, "The one the fits were made with (default: the one the fits "
-                                "folder names)."),
+    model: Optional[Path] = opt("--model", None, "The one the fits were made with: a folder or a shipped "
+                                "model's name (default: the one the fits folder names)."),
     pairs: Optional[str] = typer.Option(None, "--pairs", help="Pairs to match: a comma list of scanA:scanB "
                                         "(default: the first scan with each other)."),
     metrics_on: str = typer.Option("all", "--metrics-on", help="Pairs scored: all (every ordered pair of scans) | listed (--pairs only)."),
@@ -177,7 +180,7 @@ def correspond(
 
 
 def sample(
-    model: Path = _MODEL,
+    model: Optional[Path] = _MODEL,
     out: Path = _OUT,
     count: int = opt("--count", 8, "Random draws."),
     seed: int = opt("--seed", 0),
@@ -205,7 +208,7 @@ def sample(
 
 
 def interpolate(
-    model: Path = _MODEL,
+    model: Optional[Path] = _MODEL,
     out: Path = _OUT,
     start: str = typer.Option(..., "--from", help="Face at the start: IDENTITY or IDENTITY+EXPRESSION (training "
                               "names), or FITS_DIR:SCAN."),
@@ -233,7 +236,7 @@ def interpolate(
 
 
 def transfer(
-    model: Path = _MODEL,
+    model: Optional[Path] = _MODEL,
     out: Path = _OUT,
     identity_from: str = typer.Option(..., "--identity-from", help="Face giving z_id (IDENTITY, IDENTITY+EXPRESSION "
                                       "or FITS_DIR:SCAN)."),

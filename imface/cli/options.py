@@ -5,18 +5,20 @@ detail. ``tests/cli/test_vocabulary.py`` checks every verb against docs/cli.md.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
 from typer.core import TyperCommand
 
 from imface.errors import ImfaceError
+from imface.weights import DEFAULT_MODEL, SHIPPED, resolve_model
 
 #: The first words of every shared option's help: what the option means, in every verb.
 MEANINGS = {
     "--data": "Processed dataset folder (from imface preprocess).",
     "--in": "Raw input to read.",
-    "--model": "Trained model folder.",
+    "--model": "Trained model.",
     "--fits": "Fits folder (from imface fit or imface baseline fit).",
     "--out": "Output folder.",
     "--device": "Torch device: auto (CUDA when available) | cpu | cuda.",
@@ -45,6 +47,9 @@ _DECLS = {"--progress": ("--progress/--no-progress",), "--preview": ("--preview/
 _BOUNDS: dict[str, dict[str, int]] = {"--resolution": {"min": 16}, "--workers": {"min": 1}, "--count": {"min": 1},
                                       "--identities": {"min": 1}}
 _SHARED = object()
+#: --model of the verbs that fall back on the shipped model.
+MODEL_DETAIL = (f"An exported model, an experiment folder, or a shipped model's name (default: {DEFAULT_MODEL}, "
+                "shipped with imface).")
 
 
 def opt(name: str, default: Any = _SHARED, detail: str = "", **kwargs: Any) -> Any:
@@ -65,6 +70,15 @@ def check_device(device: str) -> str:
     if device not in DEVICES:
         raise ImfaceError(None, f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
     return device
+
+
+def model_folder(model: Path | None) -> Path:
+    """--model for a verb that falls back on the shipped model: None or a shipped model's name
+    (no folder of that name here) resolved to its folder; any other path as given, for the
+    loader to read or refuse."""
+    if model is None or (not model.exists() and str(model) in SHIPPED):
+        return resolve_model(model)
+    return model
 
 
 def required(value: Any, option: str) -> Any:
