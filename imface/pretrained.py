@@ -141,8 +141,8 @@ def export_model(exp_dir: str | Path, out_dir: str | Path, checkpoint: str | Pat
         "num_expressions": int(state["expression_codes.weight"].shape[0]),
         "id_code_dim": loaded.experiment.model.id_code_dim,
         "exp_code_dim": loaded.experiment.model.exp_code_dim,
-        "source_experiment": str(exp_dir.resolve()),
-        "source_checkpoint": str(weights_path.resolve()),
+        "source_experiment": exp_dir.resolve().name,  # names, not paths: a model folder is shared
+        "source_checkpoint": weights_path.name,
         "source_step": checkpoint_step(weights_path),
         "torch_version": torch.__version__,
         "imface_version": __version__,

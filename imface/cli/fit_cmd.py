@@ -9,7 +9,8 @@ import typer
 from imface.cli.deprecated import hidden, note, renamed
 from imface.cli.options import MODEL_DETAIL, check_device, model_folder, opt
 from imface.cli.parsing import name_list
-from imface.config import DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM, DEFAULT_FIT_SPACE_POINTS, DEFAULT_SCALE_SWEEP
+from imface.config import (DEFAULT_FIT_CODE_PRIOR, DEFAULT_FIT_EXP_CODE_PRIOR, DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM,
+                           DEFAULT_FIT_SPACE_POINTS, DEFAULT_SCALE_SWEEP)
 from imface.errors import ImfaceError
 from imface.frame import MM_PER_UNIT
 
@@ -42,8 +43,10 @@ def fit(
                                            "of the fit, surface points farther than this from the fitted surface stop "
                                            f"pulling (clutter, outliers); 0: off. Default {DEFAULT_FIT_ROBUST_MM:g} for "
                                            "raw meshes and point sets, 0 for processed datasets."),
-    code_prior: float = typer.Option(0.0, "--code-prior", min=0.0, help="Weight of a Mahalanobis prior on the codes "
-                                     "(training codes' mean and spread); 0: off."),
+    code_prior: float = typer.Option(DEFAULT_FIT_CODE_PRIOR, "--code-prior", min=0.0, help="Weight of a Mahalanobis "
+                                     "prior on the codes (training codes' mean and spread); 0: off."),
+    exp_code_prior: Optional[float] = typer.Option(DEFAULT_FIT_EXP_CODE_PRIOR, "--exp-code-prior", min=0.0,
+                                                   help="Its weight on the expression codes (default: --code-prior's)."),
     scale_lr: float = typer.Option(0.0, "--scale-lr", min=0.0, help="Adam lr of the log-scale of inputs whose unit "
                                    "was searched (--unit auto), refined with the codes and pose; 0: keep the search's."),
     scale_sweep: int = typer.Option(DEFAULT_SCALE_SWEEP, "--scale-sweep", min=0, help="For inputs whose unit "
@@ -66,7 +69,8 @@ def fit(
                       resolution=resolution, split=split,
                       scans=names, neutral=neutral, unit=unit, pose=pose, device=device, batch_size=batch_size,
                       seed=seed, preview=preview, progress=progress, robust_distance=robust_distance,
-                      code_prior=code_prior, scale_lr=scale_lr, scale_sweep=scale_sweep)
+                      code_prior=code_prior, exp_code_prior=exp_code_prior, scale_lr=scale_lr,
+                      scale_sweep=scale_sweep)
     _report(results, out, preview, progress)
 
 

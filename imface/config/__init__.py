@@ -7,6 +7,8 @@
 - :mod:`imface.config.benchmark`: what ``imface benchmark`` runs.
 """
 from imface.config.fit import (
+                               DEFAULT_FIT_CODE_PRIOR,
+                               DEFAULT_FIT_EXP_CODE_PRIOR,
                                DEFAULT_FIT_LR,
                                DEFAULT_FIT_ROBUST_MM,
                                DEFAULT_FIT_SPACE_POINTS,
@@ -15,5 +17,5 @@ from imface.config.fit import (
 )
 from imface.config.model import LossConfig, ModelConfig
 
-__all__ = ["DEFAULT_FIT_LR", "DEFAULT_FIT_ROBUST_MM", "DEFAULT_FIT_SPACE_POINTS", "DEFAULT_SCALE_SWEEP",
+__all__ = ["DEFAULT_FIT_CODE_PRIOR", "DEFAULT_FIT_EXP_CODE_PRIOR", "DEFAULT_FIT_LR", "DEFAULT_FIT_ROBUST_MM", "DEFAULT_FIT_SPACE_POINTS", "DEFAULT_SCALE_SWEEP",
            "FitSettings", "LossConfig", "ModelConfig"]

@@ -26,6 +26,11 @@ DEFAULT_FIT_ROBUST_MM = 5.0
 #: 0.709 mm, one-view clouds 0.706 -> 0.728) and 12-16 s a fit; it had looked right on two people.
 DEFAULT_SCALE_SWEEP = 0
 
+#: Default weights of the fit's Mahalanobis code prior (``imface fit --code-prior`` / ``--exp-code-prior``;
+#: None: the identity's). Chosen on validation people (docs/lab/2026-12-06-shipped-model.md).
+DEFAULT_FIT_CODE_PRIOR = 0.0
+DEFAULT_FIT_EXP_CODE_PRIOR: float | None = None
+
 
 @dataclass
 class FitSettings:
@@ -37,7 +42,9 @@ class FitSettings:
     fitted surface stop pulling (truncated L1) in the second half of the fit, once the codes
     have found the face: clutter the crop kept (hair, a collar) and outliers. ``code_prior``:
     weight of a Mahalanobis prior on the codes, the mean squared code in units of the training
-    codes' spread (0: only the paper's embedding term). ``scale_lr``: Adam lr of the log-scale
+    codes' spread (0: only the paper's embedding term); ``exp_code_prior``: its weight on the expression
+    codes when it should differ (None: ``code_prior``), so the identity can be held on the training
+    faces' manifold without damping the expression. ``scale_lr``: Adam lr of the log-scale
     of scans whose unit the similarity search found (``--unit auto``), refined with the codes and
     the pose (0: the search's scale is kept). ``code_basis``: the axes the codes move along,
     ``diagonal`` or ``principal`` (the code space of :mod:`imface.fitting.code_space`). ``scale_sweep``: for those
@@ -56,7 +63,8 @@ class FitSettings:
     resolution: int = 128
     seed: int = 0
     robust_distance: float = 0.0
-    code_prior: float = 0.0
+    code_prior: float = DEFAULT_FIT_CODE_PRIOR
+    exp_code_prior: float | None = DEFAULT_FIT_EXP_CODE_PRIOR
     scale_lr: float = 0.0
     code_basis: str = "diagonal"
     scale_sweep: int = DEFAULT_SCALE_SWEEP

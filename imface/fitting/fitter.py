@@ -218,10 +218,10 @@ class FitParameters:
         # pivot + scale * (R x + shift - pivot)
         return rot @ self.rotation0, scale[:, None] * shift + (1 - scale[:, None]) * self.pivot, scale
 
-    def prior(self) -> torch.Tensor:
-        """(B,) mean squared code in spread units (expression codes of non-neutral scans only)."""
-        return (self.id_table_u[self.group_index].square().mean(dim=1)
-                + self.exp_codes_u.square().mean(dim=1) * (~self.neutral).float())
+    def prior(self, id_weight: float, exp_weight: float) -> torch.Tensor:
+        """(B,) weighted mean squared code in spread units (expression codes of non-neutral scans only)."""
+        return (id_weight * self.id_table_u[self.group_index].square().mean(dim=1)
+                + exp_weight * self.exp_codes_u.square().mean(dim=1) * (~self.neutral).float())
 
     def state(self) -> FitState:
         with torch.no_grad():
@@ -255,6 +255,7 @@ def optimise(model: torch.nn.Module, targets: list[FitTarget], settings: FitSett
                               device)
     optimiser = variables.optimiser(settings)
     base = [g["lr"] for g in optimiser.param_groups]
+    exp_prior = settings.code_prior if settings.exp_code_prior is None else settings.exp_code_prior
     history = np.zeros((settings.steps, count, len(TERMS)), dtype=np.float32)
     if callback is not None:
         callback(0, variables.state())
@@ -267,8 +268,8 @@ def optimise(model: torch.nn.Module, targets: list[FitTarget], settings: FitSett
         robust = settings.robust_distance if step / max(1, settings.steps - 1) >= 0.5 else 0.0
         terms = per_scan_losses(model, batch, batch.sample(step), ids, exps, variables.neutral, rot, shift,
                                 loss_weights, robust, scale)
-        if settings.code_prior > 0:
-            terms["prior"] = settings.code_prior * variables.prior()
+        if settings.code_prior > 0 or exp_prior > 0:
+            terms["prior"] = variables.prior(settings.code_prior, exp_prior)
             terms["total"] = terms["total"] + terms["prior"]
         optimiser.zero_grad(set_to_none=True)
         terms["total"].sum().backward()

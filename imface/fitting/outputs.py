@@ -13,7 +13,6 @@ import torch
 from imface.config.fit import FitSettings
 from imface.contracts.fits import (MESH_NAME, MESH_RAW_NAME, TARGET_NAME, fits_entry, read_codes, read_fit, write_codes,
                                    write_fit, write_history)
-from imface.errors import ImfaceError
 from imface.fitting.inputs import FitTarget
 from imface.generate import face_mesh
 from imface.io.mesh import write_mesh
@@ -21,6 +20,7 @@ from imface.ops.crop import crop_to_sphere
 from imface.ops.metrics import evaluate_reconstruction
 from imface.preprocess.scan import transform_to_raw
 from imface.pretrained import Pretrained, load_pretrained
+from imface.weights import resolve_model
 
 #: The loss terms of a fit, in the order of a history row (``loss_history.jsonl``).
 TERMS = ("total", "sdf", "normal", "eikonal", "embedding", "landmark", "prior")
@@ -41,17 +41,17 @@ class LoadedModel:
     path: Path
 
 
-def load_model(model_or_path: LoadedModel | Pretrained | str | Path, device: str | torch.device = "auto") -> LoadedModel:
+def load_model(model_or_path: LoadedModel | Pretrained | str | Path | None,
+               device: str | torch.device = "auto") -> LoadedModel:
     """A model to fit with: one already loaded (:class:`LoadedModel` or
-    :class:`imface.pretrained.Pretrained`), or a path (an experiment or exported model folder)."""
+    :class:`imface.pretrained.Pretrained`), a path (an experiment or exported model folder), a
+    shipped model's name, or None (the default shipped model)."""
     if isinstance(model_or_path, LoadedModel):
         return model_or_path
     if isinstance(model_or_path, Pretrained):
         pretrained, path = model_or_path, Path(model_or_path.path)
     else:
-        path = Path(model_or_path)
-        if not path.exists():
-            raise ImfaceError(path, "model not found")
+        path = resolve_model(model_or_path)  # None or a shipped name: the model shipped with imface
         pretrained = load_pretrained(path, device=device)
     stats = pretrained.code_stats.to_tensors()
     stats = {k: stats[k].to(torch.float32) for k in ("id_mean", "id_cov", "exp_mean", "exp_cov")}

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imface.config.fit import (DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM, DEFAULT_FIT_SPACE_POINTS, DEFAULT_SCALE_SWEEP,
-                               FitSettings)
+from imface.config.fit import (DEFAULT_FIT_CODE_PRIOR, DEFAULT_FIT_EXP_CODE_PRIOR, DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM,
+                               DEFAULT_FIT_SPACE_POINTS, DEFAULT_SCALE_SWEEP, FitSettings)
 from imface.contracts.fits import CODES_NAME, PREVIEW_NAME, read_fit, read_fits_index, write_fits_index
 from imface.devices import resolve_device
 from imface.errors import ImfaceError
@@ -24,13 +24,14 @@ from imface.fitting.fitter import optimise
 from imface.fitting.inputs import FitTarget, gather_targets
 from imface.fitting.outputs import ScanFit, index_entry, load_model, read_scan_fit, write_scan_outputs
 from imface.fitting.preview import stack_previews
+from imface.weights import model_label
 from imface.fitting.scale_sweep import sweep_scales
 from imface.frame import MM_PER_UNIT
 from imface.generate import face_mesh
 
 
 def _run_settings(settings: FitSettings, model_path: Path, same_identity: bool, options: dict) -> dict:
-    return {**settings.to_dict(), "model": str(model_path), "same_identity": same_identity, **options}
+    return {**settings.to_dict(), "model": model_label(model_path), "same_identity": same_identity, **options}
 
 
 def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: int = 200, points: int = 2048,
@@ -39,7 +40,9 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         scans: list[str] | None = None, neutral: str = "auto", unit: str = "auto", pose: str = "auto",
         device: str = "auto", batch_size: int = 16, seed: int = 0, metrics_points: int = 50_000,
         preview: bool = False, progress: bool = False, robust_distance: float | None = None,
-        code_prior: float = 0.0, scale_lr: float = 0.0, code_basis: str = "diagonal",
+        code_prior: float = DEFAULT_FIT_CODE_PRIOR, exp_code_prior: float | None = DEFAULT_FIT_EXP_CODE_PRIOR,
+        scale_lr: float = 0.0,
+        code_basis: str = "diagonal",
         scale_sweep: int = DEFAULT_SCALE_SWEEP) -> list[ScanFit]:
     """Fit codes (and poses) to new scans and write the fits folder ``out_dir`` (see
     the fits contract, :mod:`imface.contracts.fits`). Re-running skips scans already fitted with the same settings.
@@ -53,7 +56,8 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     metrics_points: samples for the quick metrics in each fit.json (0: none, e.g. when
     :func:`imface.eval.evaluate.evaluate_folder` scores the fits afterwards); preview: write each
     scan's ``preview.png`` (target | fit | error, front and side) and the sheet ``out_dir/preview.png``;
-    robust_distance, code_prior, scale_lr, code_basis, scale_sweep: see :class:`FitSettings`; robust_distance None:
+    robust_distance, code_prior, exp_code_prior, scale_lr, code_basis, scale_sweep: see :class:`FitSettings`;
+    robust_distance None:
     ``DEFAULT_FIT_ROBUST_MM`` when any input is a raw mesh or point set, else 0 (processed scans).
     """
     _check_options(steps=steps, points=points, space_points=space_points, resolution=resolution,
@@ -69,6 +73,7 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
         robust_distance = DEFAULT_FIT_ROBUST_MM / MM_PER_UNIT if raw else 0.0
     settings = FitSettings(steps=steps, lr=lr, surface_points=points, space_points=space_points, landmarks=landmarks,
                            resolution=resolution, seed=seed, robust_distance=robust_distance, code_prior=code_prior,
+                           exp_code_prior=exp_code_prior,
                            scale_lr=scale_lr, code_basis=code_basis, scale_sweep=scale_sweep)
     run = _run_settings(settings, loaded.path, same_identity, {"neutral": neutral, "unit": unit, "pose": pose})
     identities = sorted({t.identity for t in targets})
@@ -106,12 +111,12 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
             entries.append(index_entry(target))
             if progress:
                 print(_progress_line(target, results[target.name], seconds))
-        write_fits_index(out_dir, str(loaded.path), same_identity, entries)
+        write_fits_index(out_dir, model_label(loaded.path), same_identity, entries)
     for target in targets:
         if target.name not in results:
             results[target.name] = read_scan_fit(out_dir, target)
     if not pending:
-        write_fits_index(out_dir, str(loaded.path), same_identity, [index_entry(t) for t in targets])
+        write_fits_index(out_dir, model_label(loaded.path), same_identity, [index_entry(t) for t in targets])
     if preview:
         folders = [e["folder"] for e in (read_fits_index(out_dir, missing_ok=True) or {}).get("scans", [])]
         stack_previews([out_dir / f / PREVIEW_NAME for f in folders], out_dir / PREVIEW_NAME)  # every scan of the folder

@@ -21,7 +21,7 @@ SHIPPED: dict[str, Path] = {"ict": Path(__file__).resolve().parent / "ict"}
 #: The exported folder's metadata file (imface.contracts.model.INFO_NAME; that module imports torch).
 INFO_FILE = "model.json"
 
-__all__ = ["DEFAULT_MODEL", "SHIPPED", "resolve_model", "shipped_models"]
+__all__ = ["DEFAULT_MODEL", "SHIPPED", "model_label", "resolve_model", "shipped_models"]
 
 
 def shipped_models() -> list[str]:
@@ -47,3 +47,13 @@ def resolve_model(spec: str | os.PathLike | None) -> Path:
         raise ImfaceError(None, f"shipped model {name!r} is not installed ({folder} holds no {INFO_FILE}); "
                           "reinstall imface, or give --model an exported model or an experiment folder")
     return folder
+
+
+def model_label(folder: str | os.PathLike) -> str:
+    """How outputs record the model in ``folder``: a shipped model by its name (so the record still
+    resolves after imface is reinstalled elsewhere), any other folder by its path."""
+    path = Path(folder).resolve()
+    for name, shipped in SHIPPED.items():
+        if path == shipped.resolve():
+            return name
+    return str(folder)

@@ -282,6 +282,27 @@ def test_code_prior_keeps_codes_near_the_training_mean(tiny):
     assert spread_units(held) < 0.5 * spread_units(free)
 
 
+def test_the_expression_prior_has_its_own_weight(tiny):
+    data_dir, _, loaded = tiny
+    target = _target(data_dir, "004/2_smile", False)
+    stats = loaded.code_stats
+    id_mean, id_basis = code_basis(stats["id_mean"], stats["id_cov"])
+    exp_mean, exp_basis = code_basis(stats["exp_mean"], stats["exp_cov"])
+
+    def units(state) -> tuple[float, float]:
+        return (float(torch.linalg.solve(id_basis, state.id_codes[0] - id_mean).norm()),
+                float(torch.linalg.solve(exp_basis, state.exp_codes[0] - exp_mean).norm()))
+
+    both = units(optimise(loaded.model, [target], _settings(code_prior=100.0), stats, loaded.experiment.loss)[0])
+    id_only = units(optimise(loaded.model, [target], _settings(code_prior=100.0, exp_code_prior=0.0), stats,
+                             loaded.experiment.loss)[0])
+    exp_only = units(optimise(loaded.model, [target], _settings(code_prior=0.0, exp_code_prior=100.0), stats,
+                              loaded.experiment.loss)[0])
+    # Without its weight the expression code moves freely; the identity code is held either way.
+    assert id_only[1] > 2 * both[1] and abs(id_only[0] - both[0]) < 0.5 * max(both[0], 1e-3) + 0.05
+    assert exp_only[0] > 2 * both[0] and exp_only[1] < 0.5 * id_only[1]
+
+
 def test_a_scale_in_the_pose_equals_scaling_the_samples(tiny):
     data_dir, _, loaded = tiny
     target = _target(data_dir, "001/2_smile", False)

@@ -85,3 +85,12 @@ def test_package_data_installs_every_file_of_a_shipped_folder():
     files = [*MODEL_FILES, CHECKSUMS_NAME, "MODEL_CARD.md", "NOTICE.txt"]
     unmatched = [name for name in files if not any(fnmatch.fnmatch(f"{DEFAULT_MODEL}/{name}", p) for p in patterns)]
     assert unmatched == []
+
+
+def test_outputs_record_a_shipped_model_by_name_and_others_by_path(tmp_path, monkeypatch):
+    from imface.weights import model_label
+
+    monkeypatch.setitem(SHIPPED, "ict", tmp_path / "ict")
+    (tmp_path / "ict").mkdir()
+    assert model_label(tmp_path / "ict") == "ict"
+    assert model_label(tmp_path / "other") == str(tmp_path / "other")
