@@ -29,6 +29,18 @@ def _load(model: Path | None, device: str):
     return load_pretrained(model, device=check_device(device))  # None: the shipped model
 
 
+def _model_of(model: Path | None, fits: Path) -> Path:
+    """--model, or without it the model the fits folder was made with (its fits.json names it)."""
+    from imface.contracts.fits import read_fits_index
+
+    if model is not None:
+        return model
+    named = read_fits_index(fits).get("model")
+    if not named:
+        raise ImfaceError(fits, "the fits folder names no model; pass --model")
+    return Path(named)
+
+
 def _report(summary: dict, out: Path, preview: bool) -> None:
     for record in summary["faces"]:
         line = f"{out / record['file']}: {record['vertices']} vertices, {record['faces']} faces"
@@ -94,7 +106,7 @@ def extract(
         raise ImfaceError(None, "give exactly one of --fits, --identity (with --expression) or --codes")
     if blend_field not in ("template", "identity"):
         raise ImfaceError(None, f"--blend-field must be template or identity, got {blend_field!r}")
-    pretrained = _load(model, device)
+    pretrained = _load(_model_of(model, fits) if fits is not None else model, device)
     faces, targets = _extract_faces(pretrained, fits, name_list(scans, "--scans"), identity, expression, codes,
                                     with_targets=color == "error" and target is None)
     if target is not None:
@@ -152,18 +164,12 @@ def correspond(
 ) -> None:
     """Dense correspondence between fitted scans through template space, with ground-truth errors."""
     # heavy imports here keep `imface --help` fast
-    from imface.contracts.fits import read_fits_index
     from imface.correspondence import load_fits, parse_pairs, run_correspondence
 
     preview = renamed_flag(preview, old_render, "--preview", "--render", True)
     if metrics_on not in ("all", "listed"):
         raise ImfaceError(None, f"--metrics-on must be all or listed, got {metrics_on!r}")
-    if model is None:
-        named = read_fits_index(fits).get("model")
-        if not named:
-            raise ImfaceError(fits, "the fits folder names no model; pass --model")
-        model = Path(named)
-    pretrained = _load(model, device)
+    pretrained = _load(_model_of(model, fits), device)
     names = [s.name for s in load_fits(fits)]
     summary = run_correspondence(pretrained, fits, out, parse_pairs(pairs, names), metric_pairs=metrics_on,
                                  render=preview)
