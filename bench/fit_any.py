@@ -48,6 +48,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the repository root
 
 from imface.baselines.io import load_training_meshes  # noqa: E402
+from imface.config.fit import DEFAULT_FIT_CODE_PRIOR, DEFAULT_FIT_EXP_CODE_PRIOR  # noqa: E402
 from imface.benchmark.run import choose_test_scans  # noqa: E402
 from imface.builtin import perturb  # noqa: E402
 from imface.contracts.dataset import read_manifest  # noqa: E402
@@ -179,7 +180,10 @@ def arguments() -> argparse.Namespace:
                         help="imface fit --seed of every fit, the reference fits included (which points each step samples)")
     parser.add_argument("--robust", type=float, default=None,
                         help="imface fit --robust (mm) of the landmark-free fits (default: imface fit's; 0: off)")
-    parser.add_argument("--code-prior", type=float, default=0.0, help="imface fit --code-prior of the landmark-free fits")
+    parser.add_argument("--code-prior", type=float, default=DEFAULT_FIT_CODE_PRIOR,
+                        help="imface fit --code-prior of the landmark-free fits")
+    parser.add_argument("--exp-code-prior", type=float, default=DEFAULT_FIT_EXP_CODE_PRIOR,
+                        help="imface fit --exp-code-prior of the landmark-free fits")
     parser.add_argument("--scale-lr", type=float, default=0.0, help="imface fit --scale-lr of the landmark-free fits")
     parser.add_argument("--scale-sweep", type=int, default=None, help="imface fit --scale-sweep (default: imface fit's)")
     parser.add_argument("--kinds", default="mesh,cloud,bad", help="which inputs to fit: mesh, cloud, bad (non-faces)")
@@ -211,7 +215,7 @@ def fit_cases(args: argparse.Namespace, cases: list[dict], options: dict, refere
         try:
             robust = None if args.robust is None else args.robust / 100
             results = fit(args.exp_dir, path, out, unit="auto", progress=False, robust_distance=robust,
-                          code_prior=args.code_prior, scale_lr=args.scale_lr,
+                          code_prior=args.code_prior, exp_code_prior=args.exp_code_prior, scale_lr=args.scale_lr,
                           **({} if args.scale_sweep is None else {"scale_sweep": args.scale_sweep}), **options)
         except ImfaceError as err:
             rows.append({**case, "refused": str(err)})
