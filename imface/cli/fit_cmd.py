@@ -46,7 +46,7 @@ def fit(
     code_prior: float = typer.Option(DEFAULT_FIT_CODE_PRIOR, "--code-prior", min=0.0, help="Weight of a Mahalanobis "
                                      "prior on the codes (training codes' mean and spread); 0: off."),
     exp_code_prior: Optional[float] = typer.Option(DEFAULT_FIT_EXP_CODE_PRIOR, "--exp-code-prior", min=0.0,
-                                                   help="Its weight on the expression codes (default: --code-prior's)."),
+                                                   help="Its weight on the expression codes."),
     scale_lr: float = typer.Option(0.0, "--scale-lr", min=0.0, help="Adam lr of the log-scale of inputs whose unit "
                                    "was searched (--unit auto), refined with the codes and pose; 0: keep the search's."),
     scale_sweep: int = typer.Option(DEFAULT_SCALE_SWEEP, "--scale-sweep", min=0, help="For inputs whose unit "
