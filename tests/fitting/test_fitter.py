@@ -275,8 +275,10 @@ def test_code_prior_keeps_codes_near_the_training_mean(tiny):
     def spread_units(state) -> float:  # the fit's own code units
         return float(torch.linalg.solve(basis, state.exp_codes[0] - mean).norm())
 
-    free, history_free = optimise(loaded.model, [target], _settings(), stats, loaded.experiment.loss)
-    held, history_held = optimise(loaded.model, [target], _settings(code_prior=100.0), stats, loaded.experiment.loss)
+    free, history_free = optimise(loaded.model, [target], _settings(code_prior=0.0, exp_code_prior=0.0), stats,
+                                  loaded.experiment.loss)
+    held, history_held = optimise(loaded.model, [target], _settings(code_prior=100.0, exp_code_prior=100.0), stats,
+                                  loaded.experiment.loss)
     prior = TERMS.index("prior")
     assert (history_free[:, 0, prior] == 0).all() and history_held[-1, 0, prior] > 0
     assert spread_units(held) < 0.5 * spread_units(free)
@@ -293,7 +295,8 @@ def test_the_expression_prior_has_its_own_weight(tiny):
         return (float(torch.linalg.solve(id_basis, state.id_codes[0] - id_mean).norm()),
                 float(torch.linalg.solve(exp_basis, state.exp_codes[0] - exp_mean).norm()))
 
-    both = units(optimise(loaded.model, [target], _settings(code_prior=100.0), stats, loaded.experiment.loss)[0])
+    both = units(optimise(loaded.model, [target], _settings(code_prior=100.0, exp_code_prior=100.0), stats,
+                          loaded.experiment.loss)[0])
     id_only = units(optimise(loaded.model, [target], _settings(code_prior=100.0, exp_code_prior=0.0), stats,
                              loaded.experiment.loss)[0])
     exp_only = units(optimise(loaded.model, [target], _settings(code_prior=0.0, exp_code_prior=100.0), stats,
