@@ -31,7 +31,7 @@ def _load(model: Path | None, device: str):
 
 def _model_of(model: Path | None, fits: Path) -> Path:
     """--model, or without it the model the fits folder was made with (its fits.json names it)."""
-    from imface.contracts.fits import read_fits_index
+    from imface.contracts.fits import read_fits_index  # imports torch: kept out of `imface --help`
 
     if model is not None:
         return model
