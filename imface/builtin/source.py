@@ -12,16 +12,38 @@ names them.
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol, TypeVar
 
 import numpy as np
+
+from imface.io.atomic import atomic_path
+
+T = TypeVar("T")
 
 
 def cache_dir() -> Path:
     """The download cache: ``$IMFACE_CACHE`` or ``~/.cache/imface``."""
     value = os.environ.get("IMFACE_CACHE")
     return Path(value).expanduser() if value else Path.home() / ".cache" / "imface"
+
+
+def cached_arrays(path: Path, cls: type[T], build: Callable[[], T]) -> T:
+    """The arrays dataclass ``cls`` from the ``.npz`` cache ``path`` (no pickles), or ``build()`` written
+    there atomically when the cache is missing or damaged. Fields annotated ``int`` come back as ints."""
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                values = {f.name: int(data[f.name]) if f.type in (int, "int") else data[f.name] for f in fields(cls)}
+            return cls(**values)
+        except (OSError, KeyError, ValueError):
+            pass  # a damaged cache is rebuilt below
+    value = build()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **{f.name: np.asarray(getattr(value, f.name)) for f in fields(cls)})
+    return value
 
 
 class FaceSource(Protocol):

@@ -55,3 +55,30 @@ def test_both_sources_provide_the_protocol(face_source):
     assert face_source.provenance() and all(isinstance(k, str) and isinstance(h, str)
                                             for k, h in face_source.provenance().items())
 
+
+
+def test_cached_arrays_builds_once_reads_back_and_rebuilds_a_damaged_cache(tmp_path):
+    from dataclasses import dataclass
+
+    import numpy as np
+
+    from imface.builtin.source import cached_arrays
+
+    @dataclass(frozen=True)
+    class Arrays:
+        values: np.ndarray
+        index: int
+
+    calls = []
+
+    def build():
+        calls.append(1)
+        return Arrays(np.arange(3.0), 7)
+
+    path = tmp_path / "cache.npz"
+    first = cached_arrays(path, Arrays, build)
+    second = cached_arrays(path, Arrays, build)
+    assert len(calls) == 1 and path.is_file()
+    assert np.array_equal(second.values, first.values) and second.index == 7 and type(second.index) is int
+    path.write_bytes(b"not an npz")
+    assert cached_arrays(path, Arrays, build).index == 7 and len(calls) == 2
