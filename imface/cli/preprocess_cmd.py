@@ -8,18 +8,8 @@ from typing import Optional
 import typer
 
 from imface.cli.options import opt
-from imface.cli.parsing import name_list
+from imface.cli.parsing import name_list, parse_shard
 from imface.errors import ImfaceError
-
-
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """``"i/n"`` (0-based i, e.g. a job-array index) -> (i, n)."""
-    if not text:
-        return None
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
-        raise ImfaceError(None, f"--shard {text!r}: expected i/n with 0 <= i < n, e.g. 0/4")
-    return int(match.group(1)), int(match.group(2))
 
 
 def parse_test_identities(text: str | None) -> int | list[str] | None:
