@@ -6,6 +6,11 @@ Contract (``format_version`` 1), every file written atomically:
   "same_identity": bool, "scans": [{"name", "folder", "neutral", "identity", "expression",
   "processed"}]}`` (``processed``: the processed scan folder the target came from, or null;
   ``method`` is absent in folders written before it existed and then means ``imface``).
+- ``DIR/fits-part-<part>.json`` (e.g. ``fits-part-shard-0-of-4.json``): the same layout, written by
+  one job of several that fit into one folder at once (``imface fit --shard``), so no two jobs
+  write one file. The index of the folder is fits.json and every part merged by scan name
+  (:func:`read_fits_index`; the newest file gives model, method and same_identity); a run
+  without a part rewrites fits.json as that merge.
 - ``DIR/<folder>/mesh.ply``: the fitted surface in model units (a baseline: its whole fitted
   mesh); ``mesh_raw.ply``: the same in the raw input's frame and unit, when there is one;
   ``mesh_cropped.ply`` (baselines): the fitted mesh cropped like the ground truth.
@@ -39,6 +44,7 @@ FORMAT_VERSION = 1
 FITS_NAME, FIT_NAME, CODES_NAME, HISTORY_NAME = "fits.json", "fit.json", "codes.safetensors", "loss_history.jsonl"
 MESH_NAME, MESH_RAW_NAME, MESH_CROPPED_NAME, TARGET_NAME = "mesh.ply", "mesh_raw.ply", "mesh_cropped.ply", "target.ply"
 PREVIEW_NAME = "preview.png"
+FITS_PART_PREFIX = "fits-part-"
 IMFACE_METHOD = "imface"
 ENTRY_KEYS = ("name", "folder", "neutral", "identity", "expression", "processed")
 CODE_TENSORS = ("id_code", "exp_code", "neutral", "pose_rotation", "pose_translation")
@@ -158,13 +164,26 @@ def read_fit(folder: str | Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def fits_part_name(part: str) -> str:
+    """The file name of one job's part of the index (see the module docstring)."""
+    if not part or "/" in part or "\\" in part:
+        raise ImfaceError(None, f"an index part name is one plain word, got {part!r}")
+    return f"{FITS_PART_PREFIX}{part}.json"
+
+
 def write_fits_index(out_dir: Path, model_path: str, same_identity: bool, entries: list[dict[str, Any]],
-                     method: str = IMFACE_METHOD) -> None:
-    """Write ``fits.json``, merging with the entries already listed there (by name)."""
-    existing = read_fits_index(out_dir, missing_ok=True)
+                     method: str = IMFACE_METHOD, part: str | None = None) -> None:
+    """Write ``fits.json`` merged with the folder's index and ``entries`` (by name); with ``part``,
+    that job's own ``fits-part-<part>.json`` merged with only its own earlier entries, which no
+    other job writes (jobs fitting one folder at once lose nothing)."""
+    path = Path(out_dir) / (FITS_NAME if part is None else fits_part_name(part))
+    if part is None:
+        existing = read_fits_index(out_dir, missing_ok=True)
+    else:
+        existing = _read_index_file(path) if path.is_file() else None
     merged = {e["name"]: e for e in (existing or {}).get("scans", [])}
     merged.update({e["name"]: e for e in entries})
-    write_json(Path(out_dir) / FITS_NAME, {
+    write_json(path, {
         "format_version": FORMAT_VERSION,
         "model": str(model_path),
         "method": method,
@@ -174,12 +193,35 @@ def write_fits_index(out_dir: Path, model_path: str, same_identity: bool, entrie
 
 
 def read_fits_index(out_dir: str | Path, missing_ok: bool = False) -> dict[str, Any] | None:
-    """``DIR/fits.json`` checked against the contract; ImfaceError naming the file when it is not."""
-    path = Path(out_dir) / FITS_NAME
-    if not path.is_file():
+    """The folder's index: ``DIR/fits.json`` and its parts merged by scan name, each checked against
+    the contract; ImfaceError naming the file when one is not (or, unless ``missing_ok``, when
+    there is none)."""
+    out_dir = Path(out_dir)
+    files = [out_dir / FITS_NAME] if (out_dir / FITS_NAME).is_file() else []
+    files += sorted(out_dir.glob(f"{FITS_PART_PREFIX}*.json"))
+    if not files:
         if missing_ok:
             return None
-        raise ImfaceError(path, "missing: not a fits folder (run imface fit first)")
+        raise ImfaceError(out_dir / FITS_NAME, "missing: not a fits folder (run imface fit first)")
+    indexes = [(path, _read_index_file(path)) for path in files]
+    if len(indexes) == 1:
+        return indexes[0][1]
+    merged: dict[str, dict[str, Any]] = {}
+    for _, index in indexes:
+        merged.update({str(e["name"]): e for e in index["scans"]})
+    newest = max(enumerate(indexes), key=lambda item: (_mtime(item[1][0]), item[0]))[1][1]  # ties: a part
+    return {**newest, "scans": [merged[name] for name in sorted(merged)]}
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # replaced or removed by another job meanwhile
+        return 0.0
+
+
+def _read_index_file(path: Path) -> dict[str, Any]:
+    """One index file checked against the contract."""
     try:
         index = json.loads(path.read_text())
     except (OSError, ValueError) as err:

@@ -1,4 +1,5 @@
-"""The fits folder: codes round trip, a lenient hand-made codes file, the index merge and its checks."""
+"""The fits folder: codes round trip, a lenient hand-made codes file, the index merge (and its parts,
+written by jobs fitting one folder at once) and its checks."""
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from imface.contracts.fits import (FITS_NAME, fits_entry, fitted_codes, read_codes, read_fit, read_fits_index,
-                                   read_fitted_scans, write_codes, write_fit, write_fits_index)
+from imface.contracts.fits import (FITS_NAME, fits_entry, fits_part_name, fitted_codes, read_codes, read_fit,
+                                   read_fits_index, read_fitted_scans, write_codes, write_fit, write_fits_index)
 from imface.errors import ImfaceError
 
 
@@ -64,3 +65,31 @@ def test_the_index_is_checked_and_fit_json_marks_a_done_scan(tmp_path):
     assert read_fit(tmp_path / "a") is None
     write_fit(tmp_path / "a", {"name": "a", "steps": 3})
     assert read_fit(tmp_path / "a") == {"name": "a", "steps": 3}
+
+
+def _entry(name: str) -> dict:
+    return fits_entry(name, name, False, "001", "smile", None)
+
+
+def test_jobs_writing_index_parts_at_once_lose_no_scan(tmp_path):
+    write_fits_index(tmp_path, "old-model", False, [_entry("a")])  # an earlier, whole run
+    # Two jobs at once: each rewrites only its own part, so neither can drop the other's scans
+    # (one shared file, read-merged-written by both, could).
+    write_fits_index(tmp_path, "model", False, [_entry("b")], part="shard-0-of-2")
+    write_fits_index(tmp_path, "model", False, [_entry("c")], part="shard-1-of-2")
+    write_fits_index(tmp_path, "model", False, [_entry("d")], part="shard-0-of-2")  # its next batch
+    part = json.loads((tmp_path / fits_part_name("shard-0-of-2")).read_text())
+    assert [e["name"] for e in part["scans"]] == ["b", "d"]  # its own scans only
+    assert [e["name"] for e in json.loads((tmp_path / FITS_NAME).read_text())["scans"]] == ["a"]
+    index = read_fits_index(tmp_path)
+    assert [e["name"] for e in index["scans"]] == ["a", "b", "c", "d"] and index["model"] == "model"
+    write_fits_index(tmp_path, "model", False, [])  # a run without a part: fits.json becomes the merge
+    assert [e["name"] for e in json.loads((tmp_path / FITS_NAME).read_text())["scans"]] == ["a", "b", "c", "d"]
+    only_parts = tmp_path / "only-parts"
+    write_fits_index(only_parts, "model", True, [_entry("x")], part="shard-1-of-3")
+    assert read_fits_index(only_parts)["same_identity"] is True  # a folder of parts alone is a fits folder
+    (tmp_path / fits_part_name("shard-1-of-2")).write_text("{")
+    with pytest.raises(ImfaceError, match="fits-part-shard-1-of-2.json: unreadable"):
+        read_fits_index(tmp_path)
+    with pytest.raises(ImfaceError, match="one plain word"):
+        fits_part_name("a/b")
