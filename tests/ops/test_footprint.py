@@ -1,12 +1,16 @@
-"""Footprint test and footprint-restricted metrics against brute-force references."""
+"""Footprint tests (along a viewing direction; over a sampled surface) and the metrics restricted to them,
+against brute-force and analytic references."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from imface.ops.footprint import inside_footprint
-from imface.ops.metrics import evaluate_reconstruction, nearest_neighbours
+from imface.ops.footprint import (FOOTPRINT_SPACINGS, footprint_distances, inside_footprint, over_sampled_surface,
+                                  sampling_spacing)
+from imface.ops.metrics import evaluate_reconstruction, nearest_neighbours, surface_distance_mm
+from imface.ops.neighbourhoods import distance_to_sampled_surface, local_planes
 from imface.ops.sdf_sampling import sample_surface
-from tests.ops.meshes import grid_mesh
+from tests.ops.meshes import face_height, face_like_points, grid_mesh
 
 
 def brute_force_inside(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -77,3 +81,103 @@ def test_the_footprint_follows_the_given_viewing_direction() -> None:
     edge_on = evaluate_reconstruction(rec_vertices @ turn.T, rec_faces, gt_vertices @ turn.T, gt_faces,
                                       num_points=20_000, align="none")
     assert edge_on.footprint_fraction < 0.05 < 0.3 < turned.footprint_fraction
+
+
+# --- The footprint over a sampled surface (raw inputs: no viewing direction) ---------------------------------------
+
+
+def brute_force_over(queries: np.ndarray, points: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """The footprint rule spelt out with full distance matrices: nearest sample, its fourth-nearest
+    other sample, the offset along its plane."""
+    distances = np.linalg.norm(queries[:, None] - points[None], axis=2)
+    nearest = distances.argmin(axis=1)
+    between = np.sort(np.linalg.norm(points[:, None] - points[None], axis=2), axis=1)
+    spacing = between[:, 4]  # column 0 is the sample itself
+    offset = queries - points[nearest]
+    along = np.linalg.norm(offset - np.sum(offset * normals[nearest], axis=1, keepdims=True) * normals[nearest], axis=1)
+    return along <= FOOTPRINT_SPACINGS * spacing[nearest]
+
+
+def test_over_sampled_surface_matches_brute_force() -> None:
+    rng = np.random.default_rng(5)
+    points = face_like_points(1500, rng, half_width=0.4)
+    normals, _ = local_planes(points)
+    queries = face_like_points(2000, rng, half_width=0.6) + rng.normal(0.0, 0.02, (2000, 3))  # over and beyond
+    expected = brute_force_over(queries, points, normals)
+    assert 0.2 < expected.mean() < 0.8
+    np.testing.assert_array_equal(over_sampled_surface(queries, points, normals), expected)
+    np.testing.assert_allclose(sampling_spacing(points), local_planes(points)[1])  # one spacing for both
+
+
+def plane_with_hole() -> tuple[np.ndarray, np.ndarray]:
+    """The unit square z = 0 (model units), a disc of radius 0.15 around (0.1, -0.1) cut out."""
+    vertices, faces = grid_mesh(0.5, 50)
+    centres = vertices[faces].mean(axis=1)
+    return vertices, faces[np.linalg.norm(centres[:, :2] - [0.1, -0.1], axis=1) > 0.15]
+
+
+def test_a_fit_reaching_beyond_the_input_is_scored_over_it_only() -> None:
+    # Reference: the input is the square with a hole; the "fit" the plane 0.5 mm in front of it,
+    # reaching 30 mm beyond every side and over the hole. Every distance is 0.5 mm exactly, over
+    # the input; the fit's share over it is the input's area over the fit's.
+    input_vertices, input_faces = plane_with_hole()
+    fit_vertices, fit_faces = grid_mesh(0.8, 40)
+    fit_vertices = fit_vertices + [0.0, 0.0, 0.005]
+    scored = footprint_distances(fit_vertices, fit_faces, input_vertices, input_faces, num_points=40_000)
+    np.testing.assert_allclose(scored.input_to_fit, 0.005, atol=1e-9)
+    fit_points, _ = sample_surface(fit_vertices, fit_faces, 40_000, np.random.default_rng(0))
+    radius = np.linalg.norm(fit_points[:, :2] - [0.1, -0.1], axis=1)
+    beyond = np.abs(fit_points[:, :2]).max(axis=1)
+    # The hole's rim is jagged by one triangle (0.02); the footprint reaches about two spacings
+    # (0.5 mm at this density, more at the rim) past the input's border.
+    clearly_over = (beyond < 0.48) & (radius > 0.19)
+    clearly_off = (beyond > 0.54) | (radius < 0.09)
+    assert scored.inside[clearly_over].mean() > 0.995 and not scored.inside[clearly_off].any()
+    corners = input_vertices[input_faces]
+    area = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1).sum()
+    assert area / 1.6**2 < scored.footprint_share < 1.1 * area / 1.6**2  # plus a rim of about 1-2 spacings
+    interior = scored.inside & clearly_over
+    np.testing.assert_allclose(scored.fit_to_input[interior[scored.inside]], 0.005, atol=1e-9)
+    assert np.median(scored.fit_to_input) == pytest.approx(0.005) and scored.fit_to_input.mean() < 0.0056
+    assert scored.normal_consistency == pytest.approx(1.0)
+
+
+def test_a_fit_floating_in_front_stays_in_the_footprint() -> None:
+    # 20 mm in front (many spacings): still over the input, and every distance says 20 mm.
+    input_vertices, input_faces = grid_mesh(0.5, 20)
+    fit_vertices, fit_faces = grid_mesh(0.5, 20)
+    scored = footprint_distances(fit_vertices + [0.0, 0.0, 0.2], fit_faces, input_vertices, input_faces,
+                                 num_points=20_000)
+    assert scored.footprint_share > 0.999
+    np.testing.assert_allclose(scored.fit_to_input, 0.2, atol=1e-9)
+    np.testing.assert_allclose(scored.input_to_fit, 0.2, atol=1e-9)
+
+
+def test_footprint_distances_are_unit_free() -> None:
+    input_vertices, input_faces = plane_with_hole()
+    fit_vertices, fit_faces = grid_mesh(0.8, 40, bump=0.05)
+    small = footprint_distances(fit_vertices, fit_faces, input_vertices, input_faces, num_points=10_000)
+    large = footprint_distances(fit_vertices * 37.0, fit_faces, input_vertices * 37.0, input_faces, num_points=10_000)
+    np.testing.assert_array_equal(small.inside, large.inside)
+    np.testing.assert_allclose(large.input_to_fit, 37.0 * small.input_to_fit, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(large.fit_to_input, 37.0 * small.fit_to_input, rtol=1e-6, atol=1e-9)
+
+
+def test_a_point_set_is_scored_against_the_surface_it_samples() -> None:
+    rng = np.random.default_rng(2)
+    points = face_like_points(8000, rng, half_width=0.4)
+    fit_vertices, fit_faces = grid_mesh(0.7, 60)
+    fit_vertices[:, 2] = face_height(fit_vertices[:, 0], fit_vertices[:, 1]) + 0.01
+    scored = footprint_distances(fit_vertices, fit_faces, points, None, num_points=20_000)
+    fit_points, _ = sample_surface(fit_vertices, fit_faces, 20_000, np.random.default_rng(0))
+    # fit -> input: distance_to_sampled_surface's measure (its planes, computed once here)
+    np.testing.assert_allclose(scored.fit_to_input, distance_to_sampled_surface(fit_points[scored.inside], points),
+                               rtol=1e-9)
+    np.testing.assert_allclose(scored.input_to_fit, surface_distance_mm(points, fit_vertices, fit_faces, 1.0),
+                               rtol=1e-9)
+    beyond = np.abs(fit_points[:, :2]).max(axis=1)
+    assert scored.inside[beyond < 0.37].mean() > 0.99 and not scored.inside[beyond > 0.45].any()
+    assert 0.008 < np.median(scored.fit_to_input) < 0.0105  # about 1 mm (the height step, seen along the normal)
+    assert len(scored.input_to_fit) == 8000  # every point is scored
+    with pytest.raises(ValueError, match="at least"):
+        footprint_distances(fit_vertices, fit_faces, points[:5], None)
