@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("eval",),
     ("benchmark",),
     ("demo",),
+    ("viewer",),
     ("cli",),
     ("__main__",),
 ]
