@@ -33,7 +33,7 @@ def _global_options(
 def _register() -> None:
     # Imported here so ``imface --help`` stays quick and each verb owns its module.
     from imface.cli import (baseline_cmd, benchmark_cmd, check_cmd, data_cmd, demo_cmd, eval_cmd, fit_cmd, model_cmds,
-                            preprocess_cmd, train_cmd)
+                            preprocess_cmd, train_cmd, view_cmd)
 
     app.add_typer(data_cmd.app, name="data", help="Built-in face data.")
     app.command("preprocess")(preprocess_cmd.preprocess)
@@ -46,6 +46,7 @@ def _register() -> None:
     app.add_typer(baseline_cmd.app, name="baseline", help="PCA, bilinear and FLAME-like baselines.")
     app.command("benchmark")(benchmark_cmd.benchmark)
     app.command("demo")(demo_cmd.demo)
+    app.command("view")(view_cmd.view)
 
 
 def main(argv: list[str] | None = None) -> None:
