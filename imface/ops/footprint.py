@@ -2,20 +2,22 @@
 
 Two footprints, for two kinds of ground truth:
 
-- :func:`inside_footprint`: seen along one direction. The ground truth of a processed face scan
+- :func:`inside_footprint`: seen along one direction (the benchmark's). The ground truth of a processed face scan
   is an open surface facing the viewer (+z). A reconstruction can reach beyond it (past the chin,
   around the temples) even after the crop; the footprint-restricted metrics of
   :func:`imface.ops.metrics.evaluate_reconstruction` count only the reconstruction points whose
   projection along the viewing direction falls on the ground truth.
-- :func:`over_sampled_surface` and :func:`footprint_distances`: over a sampled surface, with no
-  viewing direction (a raw scan fitted in any pose). A point lies *over the input* when, with q
-  the input sample nearest to it, its offset from q **along q's tangent plane** is at most
-  ``FOOTPRINT_SPACINGS`` times q's sampling spacing (the distance from q to its fourth-nearest
-  other sample, as :func:`imface.ops.neighbourhoods.local_planes` measures it). The test is
-  unit-free (lengths only compare with the input's own spacing) and follows the input's local
-  density. It only ever removes surface the input has no data under (beyond its border, over
-  holes wider than about two spacings): a fit floating in front of the input stays inside, its
-  offset is across the plane, so a poor fit still reads poor.
+- :func:`footprint_distances`: the footprint of a raw input fitted in any pose, with no viewing
+  direction: the part of the fit that lies over the input. Of a **mesh**, the fit points whose
+  closest point on the mesh is not on its border (:func:`off_border`): a point beyond the border,
+  or over a hole, is closest to the border's edges; exact and free of parameters. Of a **point
+  set**, whose border is not known (:func:`over_sampled_surface`): the points whose offset from
+  their nearest input sample q, **along q's tangent plane**, is at most ``FOOTPRINT_SPACINGS``
+  times q's sampling spacing (the distance from q to its fourth-nearest other sample, as
+  :func:`imface.ops.neighbourhoods.local_planes` measures it); unit-free, it follows the set's
+  local density and reaches about two spacings past its border. Both only ever remove surface the
+  input has no data under: a fit floating in front of the input stays inside (its offset is
+  across the surface), so a poor fit still reads poor.
 
 Shapes: points (N, 3); meshes (V, 3) vertices and (F, 3) int faces; all in one unit, and every
 distance returned is in that unit.
@@ -34,8 +36,8 @@ from imface.ops.neighbourhoods import local_planes
 from imface.ops.sdf_sampling import sample_surface
 from imface.ops.visibility import ray_intersector, unit_direction
 
-#: A point lies over the input within this many sampling spacings of its nearest input sample,
-#: along that sample's tangent plane. With 2, a point over the interior of a randomly (Poisson)
+#: A point lies over a point set within this many sampling spacings of its nearest sample, along
+#: that sample's tangent plane. With 2, a point over the interior of a randomly (Poisson)
 #: sampled surface is left out with a chance of about 0.2%; on a scanner's regular grid never.
 FOOTPRINT_SPACINGS = 2.0
 #: The spacing of a sample is the distance to its SPACING_NEIGHBOUR-th nearest other sample
@@ -109,12 +111,45 @@ def over_sampled_surface(queries: np.ndarray, points: np.ndarray, normals: np.nd
     return along <= spacings * spacing[nearest]
 
 
-def _closest_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact distance (N,) from each point to a triangle mesh, and the (N,) face the closest point lies on."""
-    squared, face, _ = igl.point_mesh_squared_distance(np.asarray(points, dtype=np.float64),
-                                                       np.asarray(vertices, dtype=np.float64),
-                                                       np.asarray(faces, dtype=np.int64))
-    return np.sqrt(np.maximum(squared, 0.0)), np.asarray(face, dtype=np.int64)
+def _closest_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact distance (N,) from each point to a triangle mesh, the (N,) face its closest point lies
+    on and that closest point (N, 3)."""
+    squared, face, closest = igl.point_mesh_squared_distance(np.asarray(points, dtype=np.float64),
+                                                             np.asarray(vertices, dtype=np.float64),
+                                                             np.asarray(faces, dtype=np.int64))
+    return np.sqrt(np.maximum(squared, 0.0)), np.asarray(face, dtype=np.int64), closest
+
+
+def off_border(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, tolerance: float = 1e-7) -> np.ndarray:
+    """(N,) bool: whether each point's closest point on an open triangle mesh lies off its border
+    (not on an edge used by one face only, nor on a vertex of such an edge): the points over the mesh.
+
+    points (N, 3), vertices (V, 3), faces (F, 3) int; ``tolerance``: barycentric coordinates below
+    it count as on the edge (a closest point on an edge is exact up to rounding)."""
+    vertices, faces = np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64)
+    _, face, closest = _closest_on_mesh(points, vertices, faces)
+    edges = np.sort(faces[:, [[1, 2], [2, 0], [0, 1]]], axis=2).reshape(-1, 2)  # edge k faces corner k
+    _, inverse, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
+    border_edge = (counts[inverse.reshape(-1)] == 1).reshape(-1, 3)
+    border_vertex = np.zeros(len(vertices), dtype=bool)
+    border_vertex[edges[border_edge.reshape(-1)].reshape(-1)] = True
+    corners = vertices[faces[face]]  # (N, 3 corners, 3)
+    weights = _barycentric(closest, corners)
+    on_edge = (weights < tolerance) & border_edge[face]  # corner k's weight is 0 on the edge facing it
+    at_vertex = (weights > 1.0 - tolerance) & border_vertex[faces[face]]
+    return ~(on_edge | at_vertex).any(axis=1)
+
+
+def _barycentric(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """(N, 3) barycentric coordinates of points (N, 3) in their triangles (N, 3, 3), clipped to [0, 1]."""
+    u, v, w = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], points - corners[:, 0]
+    uu, uv, vv = (np.einsum("ij,ij->i", a, b) for a, b in ((u, u), (u, v), (v, v)))
+    wu, wv = np.einsum("ij,ij->i", w, u), np.einsum("ij,ij->i", w, v)
+    det = uu * vv - uv**2
+    safe = np.where(det > 0, det, 1.0)
+    b1, b2 = (vv * wu - uv * wv) / safe, (uu * wv - uv * wu) / safe
+    return np.clip(np.stack([1.0 - b1 - b2, b1, b2], axis=1), 0.0, 1.0)
 
 
 def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -154,7 +189,8 @@ class FootprintDistances:
 def footprint_distances(fit_vertices: np.ndarray, fit_faces: np.ndarray, input_vertices: np.ndarray,
                         input_faces: np.ndarray | None, *, num_points: int = 50_000, seed: int = 0,
                         ) -> FootprintDistances:
-    """Both one-way distances between a fitted mesh and its input, within the input's footprint.
+    """Both one-way distances between a fitted mesh and its input, within the input's footprint
+    (module docstring: :func:`off_border` for a mesh, :func:`over_sampled_surface` for a point set).
 
     Args:
         fit_vertices (V, 3), fit_faces (F, 3): the fit; input_vertices (V', 3) with input_faces
@@ -170,25 +206,22 @@ def footprint_distances(fit_vertices: np.ndarray, fit_faces: np.ndarray, input_v
     fit_points, fit_normals = sample_surface(fit_vertices, fit_faces, num_points, np.random.default_rng(seed))
     if input_faces is not None:
         points, normals = sample_surface(input_vertices, input_faces, num_points, np.random.default_rng(seed))
-        tree = cKDTree(points)
-        spacing = sampling_spacing(points, tree)
+        inside = off_border(fit_points, input_vertices, input_faces)
+        fit_to_input, input_face, _ = _closest_on_mesh(fit_points[inside], input_vertices, input_faces)
+        matched = _face_normals(input_vertices, input_faces)[input_face]
     else:
         points = np.asarray(input_vertices, dtype=np.float64).reshape(-1, 3)
         if len(points) < 2 * SPACING_NEIGHBOUR:
             raise ValueError(f"a point set needs at least {2 * SPACING_NEIGHBOUR} points, got {len(points)}")
         if len(points) > num_points:
             points = points[np.sort(np.random.default_rng(seed).choice(len(points), num_points, replace=False))]
-        normals, spacing = local_planes(points)  # the spacing of local_planes is sampling_spacing's
-        tree = cKDTree(points)
-    nearest, across, along = plane_offsets(fit_points, points, normals, tree)
-    inside = along <= FOOTPRINT_SPACINGS * spacing[nearest]
-    input_to_fit, fit_face = _closest_on_mesh(points, fit_vertices, fit_faces)
-    if input_faces is not None:
-        fit_to_input, input_face = _closest_on_mesh(fit_points[inside], input_vertices, input_faces)
-        matched = _face_normals(input_vertices, input_faces)[input_face]
-    else:  # distance_to_sampled_surface's measure, with the planes computed once
+        normals, spacing = local_planes(points)  # local_planes' spacing is sampling_spacing's
+        nearest, across, along = plane_offsets(fit_points, points, normals)
+        inside = along <= FOOTPRINT_SPACINGS * spacing[nearest]
+        # distance_to_sampled_surface's measure, with the planes computed once
         fit_to_input = np.hypot(across, np.maximum(along - spacing[nearest], 0.0))[inside]
         matched = normals[nearest[inside]]
+    input_to_fit, fit_face, _ = _closest_on_mesh(points, fit_vertices, fit_faces)
     consistency = None
     if inside.any():
         consistency = 0.5 * (_mean_abs_cosine(normals, _face_normals(fit_vertices, fit_faces)[fit_face])
