@@ -9,7 +9,7 @@ BENCH_PRESET ?= cpu
 MODEL_OUT ?= model_out
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-slow bench benchmark model clean-demo
+.PHONY: setup demo test test-slow bench benchmark model clean-demo browser test-browser
 
 setup: $(STAMP)
 
@@ -59,6 +59,15 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+# Debian's chromium for the viewer's real-browser test (tests/viewer/test_browser.py) and its screenshots
+# (bench/viewer.py --screenshot); driven over the DevTools protocol, so no driver and no downloaded browser.
+# Needs root (apt); skipped when chromium is already there.
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test-browser: setup browser
+	$(BIN)/python -m pytest -q -m slow tests/viewer/test_browser.py $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m bench.preprocess

@@ -23,7 +23,7 @@ COLOR_MODES = ("plain", "template", "blend", "error")
 BLEND_WEIGHTS = {"template": "template_weights", "identity": "identity_weights",
                  "expression": "expression_weights"}
 #: Plain shading's colour and a target's, RGB in [0, 1].
-PLAIN_COLOR = (0.80, 0.78, 0.76)
+PLAIN_COLOR = (0.74, 0.72, 0.70)
 TARGET_COLOR = (0.55, 0.70, 0.95)
 ERROR_MAX_MM = 5.0
 

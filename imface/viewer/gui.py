@@ -53,18 +53,19 @@ class Controls:
 
     def _latent(self) -> None:
         space = self.viewer.space
-        with self.gui.add_folder("Latent space"):
-            self.gui.add_markdown("Principal directions of the training codes, in standard deviations.")
+        self.random_button = self.gui.add_button("Random face")
+        self.random_button.on_click(self._guarded(lambda _: self.random()))
+        self.reset_button = self.gui.add_button("Reset")
+        self.reset_button.on_click(self._guarded(lambda _: self.reset()))
+        with self.gui.add_folder("Identity"):
+            self.gui.add_markdown("Principal directions of the training identity codes, in standard deviations.")
             self.id_sliders = [self._slider(f"identity {i + 1}", "identity", i) for i in range(space.identity.count)]
-            self.exp_sliders = [self._slider(f"expression {i + 1}", "expression", i)
-                                for i in range(space.expression.count)]
+        with self.gui.add_folder("Expression"):
             self.neutral = self.gui.add_checkbox("neutral (no expression code)", initial_value=True)
             self.neutral.on_update(self._guarded(lambda _: self.viewer.show(
                 replace(self.viewer.state, neutral=bool(self.neutral.value)))))
-            self.random_button = self.gui.add_button("Random face")
-            self.random_button.on_click(self._guarded(lambda _: self.random()))
-            self.reset_button = self.gui.add_button("Reset")
-            self.reset_button.on_click(self._guarded(lambda _: self.reset()))
+            self.exp_sliders = [self._slider(f"expression {i + 1}", "expression", i)
+                                for i in range(space.expression.count)]
 
     def _slider(self, label: str, kind: str, index: int) -> Any:
         slider = self.gui.add_slider(label, min=-SIGMA_RANGE, max=SIGMA_RANGE, step=SIGMA_STEP, initial_value=0.0)
@@ -217,7 +218,11 @@ class Controls:
         try:
             for sliders, coords in ((self.id_sliders, state.id_coords), (self.exp_sliders, state.exp_coords)):
                 for slider, value in zip(sliders, coords):
-                    slider.value = float(np.clip(np.round(value / SIGMA_STEP) * SIGMA_STEP, -SIGMA_RANGE, SIGMA_RANGE))
+                    # A slider already within half a step is left alone: re-sending the value a tab is
+                    # dragging would pull its thumb back while the user moves it.
+                    if abs(float(slider.value) - float(value)) > SIGMA_STEP / 2:
+                        slider.value = round(float(np.clip(round(value / SIGMA_STEP) * SIGMA_STEP, -SIGMA_RANGE,
+                                                           SIGMA_RANGE)), 6)
             self.neutral.value = bool(state.neutral)
         finally:
             self._syncing.active = False

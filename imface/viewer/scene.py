@@ -25,6 +25,9 @@ TARGET_OPACITY = 0.45
 #: What the scene shows: the face, its target, or both (the target see-through) -> how the target is drawn.
 TARGET_MODES = {"face": "hidden", "target": "alone", "face + target": "overlay"}
 SHOW_MODES = tuple(TARGET_MODES)
+#: Directional lights: (name, intensity, position; each shines from there toward the origin).
+LIGHTS = (("key", 1.3, (-1.5, 2.0, 3.0)), ("fill", 0.3, (2.0, 0.3, 2.0)))
+ENVIRONMENT_LIGHT = 0.2
 _FLOAT, _UINT32 = 5126, 5125
 
 
@@ -78,9 +81,14 @@ class SceneView:
         self._handles: dict[str, Any] = {}
 
     def setup(self, initial_camera: Any) -> None:
-        """Y up, a front view of the face."""
+        """Y up, a front view of the face, and studio lighting: a key light from the upper left
+        and a weak fill (the shape of a face shows in its shading; flat ambient light hides it)."""
         self.scene.set_up_direction("+y")
-        initial_camera.position = (0.0, 0.05, 3.1)
+        self.scene.configure_default_lights(enabled=False, cast_shadow=False)
+        self.scene.configure_environment_map("studio", environment_intensity=ENVIRONMENT_LIGHT)
+        for name, intensity, position in LIGHTS:
+            self.scene.add_light_directional(f"/lights/{name}", intensity=intensity, position=position)
+        initial_camera.position = (0.0, 0.05, 3.6)
         initial_camera.look_at = (0.0, 0.0, 0.0)
         initial_camera.up = (0.0, 1.0, 0.0)
         initial_camera.fov = 0.7

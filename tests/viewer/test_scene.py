@@ -85,6 +85,15 @@ class FakeScene:
     def set_up_direction(self, direction):
         self.up = direction
 
+    def configure_default_lights(self, enabled, cast_shadow):
+        self.default_lights = enabled
+
+    def configure_environment_map(self, hdri, environment_intensity):
+        self.environment = (hdri, environment_intensity)
+
+    def add_light_directional(self, name, intensity, position):
+        return self._add(name, "light", intensity=intensity, position=position)
+
 
 class FakeCamera:
     pass
@@ -96,6 +105,9 @@ def test_the_scene_shows_the_face_the_target_and_landmarks():
     camera = FakeCamera()
     view.setup(camera)
     assert scene.up == "+y" and camera.position[2] > 2
+    assert scene.default_lights is False and scene.environment[1] < 1  # shading from the key light, not ambient
+    key = scene.nodes["/lights/key"][1]
+    assert key["position"][0] < 0 and key["position"][1] > 0 and key["position"][2] > 0  # upper left, in front
     sphere = trimesh.creation.icosphere(subdivisions=1)
     view.show_face("k1", 64, sphere.vertices, sphere.faces, np.full((len(sphere.vertices), 3), 0.5))
     assert view.face_shown == ("k1", 64) and scene.nodes[FACE_NODE][0] == "glb"
