@@ -1,5 +1,10 @@
 """Writing one fitted scan's folder (mesh extraction, raw-frame mesh, metrics, fit.json) and the
 model a fit uses. The folder's layout is the fits contract, :mod:`imface.contracts.fits`.
+
+Metrics: a processed scan is scored with the authors' protocol (ICP, then Chamfer and F-scores
+against its cropped mesh). A raw mesh or point set is scored as fitted (no ICP: the pose is part of
+the fit) within the input's footprint (:func:`footprint_metrics`), in mm, or in the input's own
+units when its unit is arbitrary; ``imface eval --fits`` scores such fits the same way.
 """
 from __future__ import annotations
 
@@ -7,23 +12,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import igl
 import numpy as np
 import torch
 
 from imface.config.fit import FitSettings
 from imface.contracts.fits import (MESH_NAME, MESH_RAW_NAME, TARGET_NAME, fits_entry, read_codes, read_fit, write_codes,
                                    write_fit, write_history)
-from imface.fitting.inputs import FitTarget
+from imface.errors import ImfaceError
+from imface.fitting.inputs import FitTarget, read_input_geometry
+from imface.frame import MM_PER_INPUT_UNIT, MM_PER_UNIT
 from imface.generate import face_mesh
 from imface.io.mesh import write_mesh
 from imface.ops.crop import crop_to_sphere
-from imface.ops.metrics import evaluate_reconstruction
+from imface.ops.footprint import footprint_distances
+from imface.ops.metrics import evaluate_reconstruction, fscore
 from imface.preprocess.scan import transform_to_raw
 from imface.pretrained import Pretrained, load_pretrained
 from imface.weights import resolve_model
 
 #: The loss terms of a fit, in the order of a history row (``loss_history.jsonl``).
 TERMS = ("total", "sdf", "normal", "eikonal", "embedding", "landmark", "prior")
+#: Target kinds scored within the input's footprint (:func:`footprint_metrics`).
+RAW_KINDS = ("raw_mesh", "points")
+#: F-score thresholds of the footprint metrics, mm (none when the distances are in input units).
+TAUS_MM = (1.0, 2.5, 5.0)
+INPUT_UNITS = "input units"
 
 
 @dataclass
@@ -77,11 +91,19 @@ class ScanFit:
     skipped: bool = False
 
 
-def scan_metrics(target_vertices: np.ndarray, target_faces: np.ndarray | None, mesh, num_points: int) -> dict | None:
-    """Chamfer / F-score / normal consistency of the fitted mesh against the target as fitted
-    (:func:`target_in_model_space`). None without a target mesh (faces None), for an empty mesh,
-    or with ``num_points`` 0 (no quick metrics asked)."""
-    if num_points <= 0 or target_faces is None or len(mesh.faces) == 0:
+def scan_metrics(target_vertices: np.ndarray, target_faces: np.ndarray | None, mesh, num_points: int, *,
+                 kind: str = "processed", frames: dict | None = None) -> dict | None:
+    """A fit's metrics against its target as fitted (:func:`target_in_model_space`); None for an
+    empty mesh or with ``num_points`` 0 (no quick metrics asked).
+
+    ``kind`` a raw input's (``RAW_KINDS``): :func:`footprint_metrics`, with ``frames`` (fit.json's)
+    for the unit. Otherwise the authors' protocol: Chamfer / F-score / normal consistency after ICP,
+    None without a target mesh (faces None)."""
+    if num_points <= 0 or len(mesh.faces) == 0:
+        return None
+    if kind in RAW_KINDS:
+        return footprint_metrics(mesh.vertices, mesh.faces, target_vertices, target_faces, num_points, frames)
+    if target_faces is None:
         return None
     result = evaluate_reconstruction(mesh.vertices, mesh.faces, target_vertices, target_faces, num_points=num_points,
                                      align="icp")
@@ -89,6 +111,78 @@ def scan_metrics(target_vertices: np.ndarray, target_faces: np.ndarray | None, m
     keep = ("chamfer_mm", "accuracy_mm", "completeness_mm", "normal_consistency", "fscore@1mm", "fscore@2.5mm",
             "fscore@5mm", "num_points", "align")
     return {k: values[k] for k in keep}
+
+
+def distance_scale(frames: dict | None) -> tuple[float, str]:
+    """How a distance in model space reads in a fit's figures: (units per model unit, their name).
+
+    ``frames``: fit.json's (``unit``, ``raw_to_input``). The input's own frame sets the scale: a
+    model-space distance d is d / s input units (s = raw_to_input's scale, refined by the fit or
+    not), which is d / s * (mm per unit) mm for a named unit (mm, cm, m, model). An ``arbitrary``
+    unit has no mm: the figures stay in input units. No frames: model units, 100 mm each.
+    ValueError for a raw_to_input that is no positive scale."""
+    frames = frames or {}
+    unit, matrix = frames.get("unit"), frames.get("raw_to_input")
+    if matrix is None or unit not in (*MM_PER_INPUT_UNIT, "arbitrary"):
+        return MM_PER_UNIT, "mm"
+    try:
+        scale = float(np.asarray(matrix, dtype=np.float64).reshape(4, 4)[0, 0])
+    except (TypeError, ValueError):
+        scale = float("nan")
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"frames: raw_to_input {matrix!r} is not a 4x4 scale")
+    if unit == "arbitrary":
+        return 1.0 / scale, INPUT_UNITS
+    return MM_PER_INPUT_UNIT[unit] / scale, "mm"
+
+
+def footprint_metrics(fit_vertices: np.ndarray, fit_faces: np.ndarray, input_vertices: np.ndarray,
+                      input_faces: np.ndarray | None, num_points: int, frames: dict | None, seed: int = 0) -> dict:
+    """A raw input's fit scored as fitted, within the input's footprint (fit and input in model space).
+
+    :func:`imface.ops.footprint.footprint_distances`: ``input_to_fit_mm`` (mean distance of every
+    input sample to the fit), ``fit_to_input_mm`` (mean distance back of the fit's surface that lies
+    over the input), their medians, ``footprint_share`` (that surface's share of the fit),
+    ``chamfer_mm`` the mean of the two means; ``fscore@<tau>mm`` from the same distances and
+    ``normal_consistency``. Distances in ``distance_unit``: "mm", or "input units" for an arbitrary
+    unit (:func:`distance_scale`; F-scores are then None). Nothing over the input: the fit-to-input
+    values and the Chamfer are None."""
+    scored = footprint_distances(fit_vertices, fit_faces, input_vertices, input_faces, num_points=num_points, seed=seed)
+    per_unit, unit = distance_scale(frames)
+    into, back = scored.input_to_fit * per_unit, scored.fit_to_input * per_unit
+    over = len(back) > 0
+    metrics = {
+        "chamfer_mm": 0.5 * (float(into.mean()) + float(back.mean())) if over else None,
+        "input_to_fit_mm": float(into.mean()), "fit_to_input_mm": float(back.mean()) if over else None,
+        "input_to_fit_median_mm": float(np.median(into)),
+        "fit_to_input_median_mm": float(np.median(back)) if over else None,
+        "footprint_share": scored.footprint_share, "distance_unit": unit,
+        "normal_consistency": scored.normal_consistency,
+    }
+    for tau in TAUS_MM:
+        metrics[f"fscore@{tau:g}mm"] = fscore(into, back, tau) if over and unit == "mm" else None
+    return {**metrics, "num_points": int(num_points), "input_points": int(len(into)), "align": "none"}
+
+
+def input_share(target: FitTarget, cropped_faces: np.ndarray | None, cropped_vertices: np.ndarray,
+                rotation: np.ndarray, translation: np.ndarray) -> float | None:
+    """The share of a raw input inside the fitted region (the unit sphere under the fitted pose),
+    the part its figures score: of a mesh's area (``cropped_*``: :func:`target_in_model_space`), or
+    of a point set's points (read again from its file: the fit keeps only those inside). None where
+    it cannot be told."""
+    if target.reference is not None:
+        whole = float(igl.doublearea(np.asarray(target.reference[0], dtype=np.float64),
+                                     np.asarray(target.reference[1], dtype=np.int64)).sum())
+        if cropped_faces is None or not whole > 0:  # nothing of the mesh inside the sphere
+            return 0.0
+        return float(igl.doublearea(np.asarray(cropped_vertices, dtype=np.float64),
+                                    np.asarray(cropped_faces, dtype=np.int64)).sum()) / whole
+    try:
+        points = read_input_geometry(target.source)[0]
+    except ImfaceError:  # the file moved or changed since it was read
+        return None
+    scale = float(np.asarray(target.raw_to_input)[0, 0])
+    return float(np.mean(np.linalg.norm((points * scale) @ rotation.T + translation, axis=1) <= 1.0))
 
 
 def raw_vertices(target: FitTarget, vertices: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray | None:
@@ -147,7 +241,14 @@ def write_scan_outputs(model: torch.nn.Module, target: FitTarget, codes: tuple[t
     if metrics_points > 0 or preview or target.processed is None:  # cropping a large mesh is not free
         target_vertices, target_faces = target_in_model_space(target, rotation.astype(np.float64),
                                                               translation.astype(np.float64))
-    metrics = scan_metrics(target_vertices, target_faces, mesh, metrics_points)
+    frames = {"unit": target.unit, "raw_to_input": np.asarray(target.raw_to_input).tolist(),
+              "pose_fitted": target.fit_pose, "pose_rotation": rotation.tolist(), "pose_translation": translation.tolist(),
+              "model_to_raw": None if target.raw_meta is None else target.raw_meta["model_to_raw"],
+              "mesh_raw": raw is not None, "alignment": target.alignment}
+    metrics = scan_metrics(target_vertices, target_faces, mesh, metrics_points, kind=target.kind, frames=frames)
+    if metrics is not None and target.kind in RAW_KINDS:
+        metrics["input_share"] = input_share(target, target_faces, target_vertices, rotation.astype(np.float64),
+                                             translation.astype(np.float64))
     if target.processed is None:
         write_mesh(folder / TARGET_NAME, target_vertices, target_faces)
     if preview and len(mesh.faces):
@@ -157,12 +258,7 @@ def write_scan_outputs(model: torch.nn.Module, target: FitTarget, codes: tuple[t
     losses = {k: float(v) for k, v in zip(TERMS, history[-1])}
     write_fit(folder, {
         "name": target.name, "source": str(target.source), "kind": target.kind, "steps": settings.steps,
-        "seconds": seconds, "losses": losses, "settings": run, "metrics": metrics,
-        "frames": {"unit": target.unit, "raw_to_input": np.asarray(target.raw_to_input).tolist(),
-                   "pose_fitted": target.fit_pose, "pose_rotation": rotation.tolist(),
-                   "pose_translation": translation.tolist(),
-                   "model_to_raw": None if target.raw_meta is None else target.raw_meta["model_to_raw"],
-                   "mesh_raw": raw is not None, "alignment": target.alignment},
+        "seconds": seconds, "losses": losses, "settings": run, "metrics": metrics, "frames": frames,
     })
     return ScanFit(target.name, folder, id_code, exp_code, bool(target.neutral), rotation, translation, losses,
                    metrics, seconds, settings.steps)
