@@ -1,4 +1,5 @@
-"""``imface eval``: reconstruction metrics (authors' protocol) over a fits folder."""
+"""``imface eval``: reconstruction metrics over a fits folder (authors' protocol; a raw input's fit
+against its own input, within the input's footprint, as ``imface fit`` scores it)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,7 +25,9 @@ def eval_(
     old_points: Optional[int] = hidden("--points"),
     old_sheet: Optional[bool] = hidden("--sheet/--no-sheet"),
 ) -> None:
-    """Chamfer, F-score and normal consistency per scan, with mean/median per expression and seen/unseen."""
+    """Chamfer, F-score and normal consistency per scan, with mean/median per expression and seen/unseen.
+    Fits of raw scans without --data: scored against their own input within its footprint, both
+    ways (input->fit, fit->input), in mm, or in input units where the input's unit is arbitrary."""
     # heavy imports here keep `imface --help` fast
     from imface.contracts.fits import MESH_NAME
     from imface.eval.evaluate import evaluate_folder, write_eval_sheet
@@ -37,6 +40,10 @@ def eval_(
         typer.echo(f"failed {result.name}: {result.error}", err=True)
     if summary.scored:
         typer.echo(summary.table())
+        apart = summary.overall.get("in_input_units", 0)
+        if apart:
+            typer.echo(f"{apart} scan(s) in an arbitrary unit: their distances are in input units (in "
+                       f"{summary.out_dir}/<scan>.json), left out of the mm columns")
         if preview:
             typer.echo(f"pictures: {write_eval_sheet(summary)}")
     typer.echo(f"{len(summary.scored)} of {len(summary.results)} scan(s) scored; summary in {summary.out_dir / 'summary.json'}")

@@ -15,7 +15,12 @@ written atomically::
 Scans come from ``<recon_dir>/fits.json`` (``imface fit`` output) or, without it, from
 the sub-folders holding ``recon_name`` (ground truths then under ``<data_dir>/<scan>``). A fit
 of a raw mesh or point set, with no processed scan and no ``data_dir``, is scored against its
-own input as fitted (``<scan>/target.ply``, cropped to the model's sphere).
+own input as fitted (``<scan>/target.ply``, cropped to the model's sphere) the way ``imface fit``
+scores it in fit.json (:func:`imface.fitting.outputs.footprint_metrics`): as fitted (no ICP, no
+crop of the fit), within the input's footprint, both one-way distances (``input_to_fit_mm``,
+``fit_to_input_mm``, their medians, ``footprint_share``), in mm or, for an input in an arbitrary
+unit, in its own units (``distance_unit``; the unit is read from ``<scan>/fit.json``). The
+summary pools millimetres only: scans in input units are counted apart (``in_input_units``).
 A scan whose reconstruction or ground truth is missing or unusable is listed as failed
 with a one-line reason; the others are still scored.
 """
@@ -30,9 +35,10 @@ from typing import Any
 from imface.contracts.dataset import MANIFEST_NAME, Manifest, read_manifest
 from imface.contracts.dataset import MESH_NAME as GROUND_TRUTH_NAME
 from imface.contracts.fits import MESH_NAME as RECONSTRUCTION_NAME
-from imface.contracts.fits import TARGET_NAME, read_fits_index
+from imface.contracts.fits import TARGET_NAME, read_fit, read_fits_index
 from imface.errors import ImfaceError
 from imface.fitting.inputs import read_input_geometry
+from imface.fitting.outputs import INPUT_UNITS, footprint_metrics
 from imface.fitting.preview import preview_row, write_preview_sheet
 from imface.io.atomic import write_json
 from imface.io.mesh import read_mesh
@@ -41,9 +47,12 @@ from imface.ops.metrics import evaluate_reconstruction
 
 SUMMARY_NAME = "summary.json"
 ICP_ITERATIONS = 20
-#: Summary columns: key in ``ReconstructionMetrics.to_dict()`` -> table heading.
+#: Summary columns: key in ``ReconstructionMetrics.to_dict()`` (or a raw input's footprint
+#: metrics) -> table heading. The table shows the columns some scan has.
 SUMMARY_METRICS = {
     "chamfer_mm": "Chamfer mm",
+    "input_to_fit_mm": "input->fit mm",
+    "fit_to_input_mm": "fit->input mm",
     "fscore@1mm": "F@1mm",
     "fscore@2.5mm": "F@2.5mm",
     "fscore@5mm": "F@5mm",
@@ -113,13 +122,14 @@ class EvalSummary:
         rows += [(f"expression {name}", stats) for name, stats in self.per_expression.items()]
         rows += [(f"{name} expressions", stats) for name, stats in self.seen_unseen.items()]
         width = max(len(label) for label, _ in rows)
-        heading = f"{'group':<{width}}  {'n':>4}" + "".join(f"  {title + ' mean/med':>22}" for title in SUMMARY_METRICS.values())
+        keys = [key for key in SUMMARY_METRICS if any(key in stats for _, stats in rows)]
+        heading = f"{'group':<{width}}  {'n':>4}" + "".join(f"  {SUMMARY_METRICS[key] + ' mean/med':>22}" for key in keys)
         lines = [heading]
         for label, stats in rows:
             cells = []
-            for key in SUMMARY_METRICS:
+            for key in keys:
                 values = stats.get(key)
-                digits = 3 if key in ("chamfer_mm", "footprint_chamfer_mm", "normal_consistency") else 2
+                digits = 3 if key.endswith("_mm") or key == "normal_consistency" else 2
                 text = "-" if values is None else f"{values['mean']:.{digits}f} / {values['median']:.{digits}f}"
                 cells.append(f"  {text:>22}")
             lines.append(f"{label:<{width}}  {stats['count']:>4}" + "".join(cells))
@@ -128,10 +138,16 @@ class EvalSummary:
 
 def group_statistics(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     """``{"count": n, key: {"mean", "median"} for key in SUMMARY_METRICS}`` of per-scan metric dicts
-    (keys are left out for an empty group)."""
+    (keys are left out for an empty group). Distances (keys ending ``_mm``) pool millimetres only: a
+    scan whose ``distance_unit`` is input units (an arbitrary unit) is left out of them and counted
+    in ``in_input_units``."""
     stats: dict[str, Any] = {"count": len(metrics)}
+    apart = sum(m.get("distance_unit") == INPUT_UNITS for m in metrics)
+    if apart:
+        stats["in_input_units"] = apart
     for key in SUMMARY_METRICS:
-        values = [float(m[key]) for m in metrics if m.get(key) is not None]
+        values = [float(m[key]) for m in metrics if m.get(key) is not None
+                  and not (key.endswith("_mm") and m.get("distance_unit") == INPUT_UNITS)]
         if values:
             stats[key] = {"mean": statistics.fmean(values), "median": statistics.median(values)}
     return stats
@@ -220,6 +236,14 @@ def _score(job: ScanJob, settings: dict[str, Any]) -> ScanResult:
         result.error = str(err)
         return result
     rec_vertices, rec_faces = reconstruction.vertices, reconstruction.faces
+    if job.ground_truth.name == TARGET_NAME:  # as imface fit scores it: within the input's footprint
+        try:
+            frames = (read_fit(job.reconstruction.parent) or {}).get("frames")
+            result.metrics = footprint_metrics(rec_vertices, rec_faces, gt_vertices, gt_faces, settings["num_points"],
+                                               frames, seed=settings["seed"])
+        except ValueError as err:  # a degenerate surface, too few points, unusable frames
+            result.error = f"{job.reconstruction}: {err}".replace("\n", " ")
+        return result
     try:
         if settings["crop"]:
             rec_vertices, rec_faces = crop_like_ground_truth(rec_vertices, rec_faces)
@@ -305,12 +329,20 @@ def evaluate_folder(
 
 def write_eval_sheet(summary: EvalSummary) -> Path:
     """``<out_dir>/sheet.png``: one row per scored scan (target | reconstruction cropped like it |
-    error; front and side), labelled with its Chamfer and median distance."""
+    error; front and side), labelled with its Chamfer and median distance (a raw input's fit: its
+    median fit-to-input distance within the footprint, in its unit)."""
     rows, labels = [], []
     for result in summary.scored:
         target_vertices, _, target_faces = read_input_geometry(Path(result.ground_truth))
         recon = read_mesh(Path(result.reconstruction))
         cells, median = preview_row(target_vertices, target_faces, recon.vertices, recon.faces)
         rows.append(cells)
-        labels.append(f"{result.name}\nChamfer {result.metrics['chamfer_mm']:.2f} mm, median {median:.2f} mm")
+        metrics, unit = result.metrics, result.metrics.get("distance_unit", "mm")
+        if "fit_to_input_median_mm" in metrics:
+            median = metrics["fit_to_input_median_mm"]
+        labels.append(f"{result.name}\nChamfer {_number(metrics['chamfer_mm'])} {unit}, median {_number(median)} {unit}")
     return write_preview_sheet(summary.out_dir / "sheet.png", rows, labels, f"{len(rows)} scan(s) scored")
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

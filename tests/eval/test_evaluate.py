@@ -11,9 +11,13 @@ import typer
 from typer.testing import CliRunner
 
 from imface.cli.eval_cmd import eval_
-from imface.contracts.fits import write_fits_index
+from imface.contracts.fits import write_fit, write_fits_index
 from imface.errors import ImfaceError
+from imface.fitting.outputs import footprint_metrics
+from imface.io.mesh import read_mesh
+from imface.ops.crop import remove_unused_vertices
 from imface.ops.ground_truth_crop import crop_like_ground_truth
+from imface.ops.metrics import evaluate_reconstruction
 from imface.eval.evaluate import evaluate_folder, group_statistics
 from imface.contracts.dataset import ManifestScan, write_manifest
 from tests.baselines import grid
@@ -127,6 +131,10 @@ def test_group_statistics_mean_and_median():
     assert stats["count"] == 3
     assert stats["chamfer_mm"] == {"mean": pytest.approx(3.0), "median": 2.0}
     assert stats["fscore@1mm"]["median"] == 50.0 and "normal_consistency" not in stats
+    assert "in_input_units" not in stats
+    apart = group_statistics(metrics + [{"chamfer_mm": 40.0, "normal_consistency": 0.9, "distance_unit": "input units"}])
+    assert apart["count"] == 4 and apart["in_input_units"] == 1  # distances in input units are not millimetres
+    assert apart["chamfer_mm"]["mean"] == pytest.approx(3.0) and apart["normal_consistency"]["mean"] == 0.9
 
 
 def test_folder_without_index_needs_data_and_uses_recon_name(tmp_path):
@@ -161,3 +169,57 @@ def test_cli_exit_codes(tmp_path):
     empty.mkdir()
     refused = runner.invoke(app, ["eval", "--fits", str(empty), "--data", str(empty)])
     assert isinstance(refused.exception, ImfaceError)
+
+
+# --- Fits of raw inputs, scored against their own input (no --data) -----------------------------------------------
+
+
+def make_raw_fits(root: Path) -> Path:
+    """A fits folder of two raw-input fits with no processed scan: ``face_mm`` (unit mm) and
+    ``face_any`` (an arbitrary unit, 4 mm per input unit). Each target.ply is a tight face patch
+    (model space), each mesh.ply a fit 0.2 mm in front of it that reaches far past its border."""
+    fits = root / "fits"
+    vertices, faces = ground_truth_like()
+    tight = np.abs(vertices[faces].mean(axis=1)[:, :2]).max(axis=1) < 0.3
+    entries = []
+    for name, unit, scale in (("face_mm", "mm", 0.01), ("face_any", "arbitrary", 0.04)):
+        write_mesh(fits / name / "target.ply", *remove_unused_vertices(vertices, faces[tight]))
+        write_mesh(fits / name / "mesh.ply", vertices + [0.0, 0.0, 0.002], faces)
+        write_fit(fits / name, {"name": name, "kind": "raw_mesh", "metrics": None,
+                                "frames": {"unit": unit, "raw_to_input": np.diag([scale, scale, scale, 1.0]).tolist()}})
+        entries.append({"name": name, "folder": name, "neutral": False, "identity": name, "expression": "unknown",
+                        "processed": None})
+    write_fits_index(fits, "model", False, entries)
+    return fits
+
+
+def test_raw_fits_are_scored_within_the_inputs_footprint(tmp_path):
+    fits = make_raw_fits(tmp_path)
+    summary = evaluate_folder(fits, num_points=5000)
+    assert not summary.failed
+    scores = {r.name: r.metrics for r in summary.scored}
+    target, fitted = read_mesh(fits / "face_mm/target.ply"), read_mesh(fits / "face_mm/mesh.ply")
+    frames = json.loads((fits / "face_mm/fit.json").read_text())["frames"]
+    assert scores["face_mm"] == footprint_metrics(fitted.vertices, fitted.faces, target.vertices, target.faces, 5000,
+                                                  frames)  # what imface fit writes in fit.json
+    mm = scores["face_mm"]
+    assert mm["distance_unit"] == "mm" and mm["input_to_fit_mm"] == pytest.approx(0.2, abs=0.01)
+    assert mm["fit_to_input_mm"] == pytest.approx(0.2, abs=0.01) and mm["chamfer_mm"] == pytest.approx(0.2, abs=0.01)
+    assert 0.1 < mm["footprint_share"] < 0.5  # the fit reaches well past the patch
+    whole = evaluate_reconstruction(fitted.vertices, fitted.faces, target.vertices, target.faces, num_points=5000)
+    assert whole.chamfer_mm > 2.0  # the authors' protocol would count the fit beyond the patch
+    anywhere = scores["face_any"]
+    assert anywhere["distance_unit"] == "input units" and anywhere["fscore@1mm"] is None
+    assert anywhere["input_to_fit_mm"] == pytest.approx(mm["input_to_fit_mm"] / 4.0)
+    # The summary pools millimetres: the arbitrary-unit scan is counted apart.
+    assert summary.overall["count"] == 2 and summary.overall["in_input_units"] == 1
+    assert summary.overall["input_to_fit_mm"]["mean"] == pytest.approx(mm["input_to_fit_mm"])
+    assert "input->fit mm" in summary.table() and "fit->input mm" in summary.table()
+
+
+def test_a_raw_fit_with_unusable_frames_fails_alone(tmp_path):
+    fits = make_raw_fits(tmp_path)
+    write_fit(fits / "face_any", {"frames": {"unit": "arbitrary", "raw_to_input": [[0.0]]}})
+    summary = evaluate_folder(fits, num_points=2000)
+    assert [r.name for r in summary.failed] == ["face_any"] and "raw_to_input" in summary.failed[0].error
+    assert [r.name for r in summary.scored] == ["face_mm"]
