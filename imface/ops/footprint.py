@@ -17,7 +17,8 @@ Two footprints, for two kinds of ground truth:
   :func:`imface.ops.neighbourhoods.local_planes` measures it); unit-free, it follows the set's
   local density and reaches about two spacings past its border. Both only ever remove surface the
   input has no data under: a fit floating in front of the input stays inside (its offset is
-  across the surface), so a poor fit still reads poor.
+  across the surface), so a poor fit still reads poor (for a point set, up to ``FOOTPRINT_REACH``
+  of its size away: farther, the search stops and the input-to-fit distance tells the miss).
 
 Shapes: points (N, 3); meshes (V, 3) vertices and (F, 3) int faces; all in one unit, and every
 distance returned is in that unit.
@@ -43,6 +44,9 @@ FOOTPRINT_SPACINGS = 2.0
 #: The spacing of a sample is the distance to its SPACING_NEIGHBOUR-th nearest other sample
 #: (as :func:`imface.ops.neighbourhoods.local_planes`).
 SPACING_NEIGHBOUR = 4
+#: A point farther than this share of a point set's bounding-box diagonal from every one of its
+#: samples is not over it (a fit that far off is a gross miss, which its input-to-fit distance shows).
+FOOTPRINT_REACH = 0.25
 
 
 def inside_footprint(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
@@ -86,18 +90,29 @@ def sampling_spacing(points: np.ndarray, tree: cKDTree | None = None) -> np.ndar
 
 
 def plane_offsets(queries: np.ndarray, points: np.ndarray, normals: np.ndarray, tree: cKDTree | None = None,
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  reach: float = np.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each query's nearest sample and its offset from it: (Q,) index into ``points``, (Q,) distance
-    across the sample's plane (along its normal) and (Q,) distance along that plane.
+    across the sample's plane (along its normal) and (Q,) distance along that plane; both offsets
+    are inf for a query farther than ``reach`` from every sample (its index is then 0).
 
     queries: (Q, 3); points: (N, 3) samples with normals (N, 3) (unit length; sign ignored)."""
     queries = np.asarray(queries, dtype=np.float64).reshape(-1, 3)
     tree = cKDTree(np.asarray(points, dtype=np.float64)) if tree is None else tree
-    nearest = tree.query(queries)[1]
+    distance, nearest = tree.query(queries, distance_upper_bound=reach)
+    found = np.isfinite(distance)
+    nearest = np.where(found, nearest, 0)
     offset = queries - tree.data[nearest]
     across = np.abs(np.einsum("qi,qi->q", offset, np.asarray(normals, dtype=np.float64)[nearest]))
     along = np.sqrt(np.maximum(np.einsum("qi,qi->q", offset, offset) - across**2, 0.0))
+    across[~found], along[~found] = np.inf, np.inf
     return nearest, across, along
+
+
+def search_reach(points: np.ndarray) -> float:
+    """How far from a point set (N, 3) its footprint is looked for: ``FOOTPRINT_REACH`` times the
+    diagonal of its bounding box (a nearest-sample search much farther is slow)."""
+    points = np.asarray(points, dtype=np.float64)
+    return FOOTPRINT_REACH * float(np.linalg.norm(points.max(axis=0) - points.min(axis=0)))
 
 
 def over_sampled_surface(queries: np.ndarray, points: np.ndarray, normals: np.ndarray,
@@ -107,7 +122,7 @@ def over_sampled_surface(queries: np.ndarray, points: np.ndarray, normals: np.nd
     sample's spacing ((N,), default :func:`sampling_spacing`). See the module docstring."""
     tree = cKDTree(np.asarray(points, dtype=np.float64))
     spacing = sampling_spacing(points, tree) if spacing is None else np.asarray(spacing)
-    nearest, _, along = plane_offsets(queries, points, normals, tree)
+    nearest, _, along = plane_offsets(queries, points, normals, tree, search_reach(points))
     return along <= spacings * spacing[nearest]
 
 
@@ -127,15 +142,20 @@ def off_border(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, tole
 
     points (N, 3), vertices (V, 3), faces (F, 3) int; ``tolerance``: barycentric coordinates below
     it count as on the edge (a closest point on an edge is exact up to rounding)."""
-    vertices, faces = np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64)
     _, face, closest = _closest_on_mesh(points, vertices, faces)
+    return _closest_off_border(closest, face, vertices, faces, tolerance)
+
+
+def _closest_off_border(closest: np.ndarray, face: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
+                        tolerance: float = 1e-7) -> np.ndarray:
+    """:func:`off_border` from the closest points (N, 3) on the mesh and their faces (N,)."""
+    vertices, faces = np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64)
     edges = np.sort(faces[:, [[1, 2], [2, 0], [0, 1]]], axis=2).reshape(-1, 2)  # edge k faces corner k
     _, inverse, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
     border_edge = (counts[inverse.reshape(-1)] == 1).reshape(-1, 3)
     border_vertex = np.zeros(len(vertices), dtype=bool)
     border_vertex[edges[border_edge.reshape(-1)].reshape(-1)] = True
-    corners = vertices[faces[face]]  # (N, 3 corners, 3)
-    weights = _barycentric(closest, corners)
+    weights = _barycentric(closest, vertices[faces[face]])
     on_edge = (weights < tolerance) & border_edge[face]  # corner k's weight is 0 on the edge facing it
     at_vertex = (weights > 1.0 - tolerance) & border_vertex[faces[face]]
     return ~(on_edge | at_vertex).any(axis=1)
@@ -206,9 +226,10 @@ def footprint_distances(fit_vertices: np.ndarray, fit_faces: np.ndarray, input_v
     fit_points, fit_normals = sample_surface(fit_vertices, fit_faces, num_points, np.random.default_rng(seed))
     if input_faces is not None:
         points, normals = sample_surface(input_vertices, input_faces, num_points, np.random.default_rng(seed))
-        inside = off_border(fit_points, input_vertices, input_faces)
-        fit_to_input, input_face, _ = _closest_on_mesh(fit_points[inside], input_vertices, input_faces)
-        matched = _face_normals(input_vertices, input_faces)[input_face]
+        distance, input_face, closest = _closest_on_mesh(fit_points, input_vertices, input_faces)
+        inside = _closest_off_border(closest, input_face, input_vertices, input_faces)
+        fit_to_input = distance[inside]
+        matched = _face_normals(input_vertices, input_faces)[input_face[inside]]
     else:
         points = np.asarray(input_vertices, dtype=np.float64).reshape(-1, 3)
         if len(points) < 2 * SPACING_NEIGHBOUR:
@@ -216,7 +237,7 @@ def footprint_distances(fit_vertices: np.ndarray, fit_faces: np.ndarray, input_v
         if len(points) > num_points:
             points = points[np.sort(np.random.default_rng(seed).choice(len(points), num_points, replace=False))]
         normals, spacing = local_planes(points)  # local_planes' spacing is sampling_spacing's
-        nearest, across, along = plane_offsets(fit_points, points, normals)
+        nearest, across, along = plane_offsets(fit_points, points, normals, reach=search_reach(points))
         inside = along <= FOOTPRINT_SPACINGS * spacing[nearest]
         # distance_to_sampled_surface's measure, with the planes computed once
         fit_to_input = np.hypot(across, np.maximum(along - spacing[nearest], 0.0))[inside]

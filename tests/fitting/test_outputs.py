@@ -97,6 +97,14 @@ def test_an_arbitrary_unit_reads_in_input_units():
     assert own["footprint_share"] == in_mm["footprint_share"]
 
 
+def test_a_fit_nowhere_over_its_input_has_no_fit_to_input_figures():
+    (input_vertices, input_faces), (fit_vertices, fit_faces) = tight_face_and_wider_fit()
+    away = fit_vertices + [3.0, 0.0, 0.0]  # 300 mm to the side
+    metrics = footprint_metrics(away, fit_faces, input_vertices, input_faces, 2000, MM_FRAMES)
+    assert metrics["footprint_share"] == 0.0 and metrics["input_to_fit_mm"] > 100.0
+    assert metrics["fit_to_input_mm"] is None and metrics["chamfer_mm"] is None and metrics["fscore@1mm"] is None
+
+
 @pytest.mark.parametrize("frames, expected", [
     (None, (100.0, "mm")),
     ({"unit": "mm", "raw_to_input": np.diag([0.01, 0.01, 0.01, 1.0]).tolist()}, (100.0, "mm")),

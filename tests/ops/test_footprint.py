@@ -167,6 +167,19 @@ def test_a_fit_floating_in_front_stays_in_the_footprint() -> None:
     np.testing.assert_allclose(scored.input_to_fit, 0.2, atol=1e-9)
 
 
+def test_a_point_set_keeps_a_floating_fit_within_its_reach() -> None:
+    # The unit square's points; a fit 20 mm in front is over them (reach: a quarter of the diagonal,
+    # 35 mm), one 50 mm in front is past the reach: nothing over the input, and input-to-fit says 50 mm.
+    rng = np.random.default_rng(6)
+    points = np.c_[rng.uniform(-0.5, 0.5, (4000, 2)), np.zeros(4000)]
+    fit_vertices, fit_faces = grid_mesh(0.5, 20)
+    near = footprint_distances(fit_vertices + [0.0, 0.0, 0.2], fit_faces, points, None, num_points=5000)
+    assert near.footprint_share > 0.97 and np.median(near.fit_to_input) == pytest.approx(0.2)
+    far = footprint_distances(fit_vertices + [0.0, 0.0, 0.5], fit_faces, points, None, num_points=5000)
+    assert far.footprint_share == 0.0 and len(far.fit_to_input) == 0 and far.normal_consistency is None
+    np.testing.assert_allclose(far.input_to_fit, 0.5, atol=1e-9)
+
+
 def test_footprint_distances_are_unit_free() -> None:
     input_vertices, input_faces = plane_with_hole()
     fit_vertices, fit_faces = grid_mesh(0.8, 40, bump=0.05)
