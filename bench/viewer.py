@@ -16,6 +16,7 @@ The last line is the headline, with the goals of issue 29 (coarse < 0.5 s, refin
 
     OMP_NUM_THREADS=2 python -m bench.viewer [--model ict] [--threads 2] [--faces 5]
     python -m bench.viewer --screenshot docs/viewer/viewer.png [--color template] [--random SEED]
+        [--fits FITS --fit SCAN --show "face + target"]
 """
 from __future__ import annotations
 
@@ -115,11 +116,14 @@ class HeadlessChromium:
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
-    def press(self, key: str, code: int, times: int = 1) -> None:
-        """Key strokes to the focused element (e.g. "ArrowRight", 39)."""
+    def press(self, key: str, code: int, times: int = 1, pause: float = 0.15) -> None:
+        """Key strokes to the focused element (e.g. "ArrowRight", 39), ``pause`` seconds apart: at a
+        typist's pace. (Strokes a few ms apart can leave viser's page and server on different slider
+        values: its client sends at most one GUI update per 50 ms.)"""
         for _ in range(times):
             for kind in ("keyDown", "keyUp"):
                 self.send("Input.dispatchKeyEvent", type=kind, key=key, code=key, windowsVirtualKeyCode=code)
+            time.sleep(pause)
 
     def drag(self, start: tuple[float, float], end: tuple[float, float], steps: int = 10, pause: float = 0.05) -> None:
         """Press at ``start``, move to ``end`` in ``steps``, release: a slider dragged by the mouse."""
@@ -221,17 +225,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--color", default="plain", help="Colour mode of the screenshot.")
     parser.add_argument("--random", type=int, default=None, help="Screenshot a random face of this seed "
                         "(default: the mean face).")
+    parser.add_argument("--fits", type=Path, default=None, help="A fits folder for the viewer.")
+    parser.add_argument("--fit", default=None, help="Screenshot this fitted scan of --fits.")
+    parser.add_argument("--show", default="face", help="What the screenshot shows: face | target | face + target.")
+    parser.add_argument("--error-max", type=float, default=5.0, help="Top of the error colour scale (mm).")
     args = parser.parse_args(argv)
     set_threads(args.threads)
     pretrained = load_pretrained(args.model, device="cpu")
-    viewer = Viewer(pretrained, port=0, resolution=args.resolution, coarse_resolution=args.coarse,
+    viewer = Viewer(pretrained, fits=args.fits, port=0, resolution=args.resolution, coarse_resolution=args.coarse,
                     settle_seconds=args.settle).start()
     try:
         viewer.wait_idle()
         if args.screenshot is not None:
             if args.random is not None:
                 viewer.show(viewer.space.state_of(viewer.library.random(args.random)))
-            viewer.set_display(color=args.color)
+            if args.fit is not None:
+                viewer.controls.fit.value = args.fit  # as if chosen in the panel
+            viewer.set_display(color=args.color, show=args.show, error_max_mm=args.error_max)
             viewer.wait_idle()
             print(f"screenshot: {take_screenshot(viewer, args.screenshot)}")
             return 0

@@ -26,6 +26,8 @@ BLEND_WEIGHTS = {"template": "template_weights", "identity": "identity_weights",
 PLAIN_COLOR = (0.74, 0.72, 0.70)
 TARGET_COLOR = (0.55, 0.70, 0.95)
 ERROR_MAX_MM = 5.0
+#: Default power on the blend weights (:func:`sharpen`); 1 shows them as ``imface extract --color blend`` does.
+BLEND_CONTRAST = 8.0
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,19 @@ def target_errors(mesh: FaceMesh, target: Target) -> np.ndarray:
     return mesh.field(f"error:{target.key}", compute)
 
 
+def sharpen(weights: np.ndarray, contrast: float) -> np.ndarray:
+    """Blend weights (N, k) raised to the power ``contrast`` and renormalised: 1 keeps them; larger
+    values give each vertex more of its dominant field's colour (a trained model's weights are often
+    soft, and mixed as they are the regions blur into one colour)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    relative = weights / np.maximum(weights.max(axis=1, keepdims=True), 1e-12)
+    powered = relative ** float(contrast)
+    return powered / powered.sum(axis=1, keepdims=True)
+
+
 def paint(pretrained: Pretrained, mesh: FaceMesh, face: Face, mode: str, *, blend_field: str = "template",
-          target: Target | None = None, error_max_mm: float = ERROR_MAX_MM) -> Painted:
+          blend_contrast: float = BLEND_CONTRAST, target: Target | None = None,
+          error_max_mm: float = ERROR_MAX_MM) -> Painted:
     """The vertex colours of ``mesh`` (the face ``face``) in colour ``mode`` (one of :data:`COLOR_MODES`)."""
     plain = np.broadcast_to(np.asarray(PLAIN_COLOR), (len(mesh.vertices), 3))
     if mode == "plain":
@@ -86,8 +99,9 @@ def paint(pretrained: Pretrained, mesh: FaceMesh, face: Face, mode: str, *, blen
             return Painted(plain, None, f"this model reports no {blend_field} blend weights (it has: "
                            f"{', '.join(available) or 'none'})")
         weights = model_values(pretrained, mesh, face)[BLEND_WEIGHTS[blend_field]]
-        return Painted(blend_colors(weights), None, f"{blend_field} field: each colour is one local field "
-                       f"({weights.shape[1]} regions), mixed by its blend weight")
+        return Painted(blend_colors(sharpen(weights, blend_contrast)), None,
+                       f"{blend_field} field: each colour is one local field ({weights.shape[1]} regions), mixed by "
+                       f"its blend weight{'' if blend_contrast == 1 else f' to the power {blend_contrast:g}'}")
     if mode == "error":
         if target is None:
             return Painted(plain, None, "no target to compare with: choose a fit, or a training scan with --data")

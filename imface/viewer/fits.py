@@ -24,8 +24,10 @@ from imface.viewer.colors import Target
 from imface.viewer.library import Library, Roots
 
 #: Metrics shown for a fit, in this order: key -> label.
-SHOWN_METRICS = {"chamfer_mm": "Chamfer (mm)", "fscore@1mm": "F-score @1 mm", "fscore@2.5mm": "F-score @2.5 mm",
-                 "normal_consistency": "normal consistency", "footprint_chamfer_mm": "Chamfer on the scan's footprint (mm)"}
+SHOWN_METRICS = {"chamfer_mm": "Chamfer (mm)", "input_to_fit_mm": "input → fit (mm)",
+                 "fit_to_input_mm": "fit → input (mm)", "fscore@1mm": "F-score @1 mm (%)",
+                 "fscore@2.5mm": "F-score @2.5 mm (%)", "normal_consistency": "normal consistency",
+                 "footprint_chamfer_mm": "Chamfer on the scan's footprint (mm)"}
 
 
 class FitsFolder:

@@ -111,6 +111,12 @@ class Controls:
             self.blend_field = self.gui.add_dropdown("blend field", list(BLEND_WEIGHTS), initial_value="template")
             self.blend_field.on_update(self._guarded(
                 lambda _: self.viewer.set_display(blend_field=str(self.blend_field.value))))
+            self.blend_contrast = self.gui.add_slider("blend contrast", min=1.0, max=16.0, step=1.0,
+                                                      initial_value=float(self.viewer.display.blend_contrast),
+                                                      hint="1: the blend weights as they are; higher: each point "
+                                                           "in the colour of the field that owns it")
+            self.blend_contrast.on_update(self._guarded(
+                lambda _: self.viewer.set_display(blend_contrast=float(self.blend_contrast.value))))
             self.error_max = self.gui.add_slider("error scale (mm)", min=0.5, max=20.0, step=0.5,
                                                  initial_value=float(self.viewer.display.error_max_mm))
             self.error_max.on_update(self._guarded(

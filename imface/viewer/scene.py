@@ -21,7 +21,9 @@ LANDMARK_STYLE = {"observed": ("l: observed (Landmark-Net eta)", (230, 40, 40)),
                   "canonical": ("l': canonical (eta')", (40, 190, 60)),
                   "template": ("l'': template", (40, 90, 230))}
 LANDMARK_SIZE = 0.035
-TARGET_OPACITY = 0.45
+TARGET_POINT_SIZE, TARGET_POINTS = 0.005, 12000
+#: Target points: magenta, a colour no colour mode uses for the face (RGB 0-255).
+TARGET_POINT_COLOR = (225, 60, 200)
 #: What the scene shows: the face, its target, or both (the target see-through) -> how the target is drawn.
 TARGET_MODES = {"face": "hidden", "target": "alone", "face + target": "overlay"}
 SHOW_MODES = tuple(TARGET_MODES)
@@ -31,12 +33,19 @@ ENVIRONMENT_LIGHT = 0.2
 _FLOAT, _UINT32 = 5126, 5125
 
 
-def glb_bytes(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray, opacity: float = 1.0) -> bytes:
-    """A GLB file of one triangle mesh: vertices (V, 3), faces (F, 3), colours (V, 3) in [0, 1];
-    smooth vertex normals, a double-sided matte material, blended when ``opacity`` < 1."""
+def srgb_to_linear(colors: np.ndarray) -> np.ndarray:
+    """sRGB colours in [0, 1] (imface's, as pictures show them) -> linear RGB, what glTF vertex colours
+    hold: the browser converts back to sRGB when it draws, so the colours on screen are imface's."""
+    c = np.clip(np.asarray(colors, dtype=np.float64), 0.0, 1.0)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def glb_bytes(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray) -> bytes:
+    """A GLB file of one triangle mesh: vertices (V, 3), faces (F, 3), sRGB colours (V, 3) or (3,) in
+    [0, 1]; smooth vertex normals, a double-sided matte material."""
     positions = np.ascontiguousarray(vertices, dtype=np.float32).reshape(-1, 3)
     normals = np.ascontiguousarray(vertex_normals(positions, np.asarray(faces)), dtype=np.float32)
-    rgb = np.ascontiguousarray(np.broadcast_to(np.clip(colors, 0.0, 1.0), positions.shape), dtype=np.float32)
+    rgb = np.ascontiguousarray(np.broadcast_to(srgb_to_linear(colors), positions.shape), dtype=np.float32)
     indices = np.ascontiguousarray(faces, dtype=np.uint32).reshape(-1)
     parts = [positions.tobytes(), normals.tobytes(), rgb.tobytes(), indices.tobytes()]
     offsets = np.cumsum([0] + [len(p) for p in parts])[:-1]
@@ -50,11 +59,8 @@ def glb_bytes(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray, opaci
         {"bufferView": 2, "componentType": _FLOAT, "count": count, "type": "VEC3"},
         {"bufferView": 3, "componentType": _UINT32, "count": len(indices), "type": "SCALAR"},
     ]
-    material: dict[str, Any] = {"pbrMetallicRoughness": {"baseColorFactor": [1.0, 1.0, 1.0, float(opacity)],
-                                                         "metallicFactor": 0.0, "roughnessFactor": 0.75},
-                                "doubleSided": True}
-    if opacity < 1.0:
-        material["alphaMode"] = "BLEND"
+    material = {"pbrMetallicRoughness": {"baseColorFactor": [1.0, 1.0, 1.0, 1.0], "metallicFactor": 0.0,
+                                         "roughnessFactor": 0.75}, "doubleSided": True}
     document = {
         "asset": {"version": "2.0", "generator": "imface view"},
         "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0}],
@@ -104,18 +110,22 @@ class SceneView:
             handle.visible = visible
 
     def show_target(self, target: Target | None, mode: str) -> None:
-        """The target in ``mode``: hidden | alone (opaque) | overlay (see-through over the face)."""
+        """The target in ``mode``: hidden | alone (an opaque mesh) | overlay (its points over the face)."""
         if target is None or mode == "hidden":
             self._remove(TARGET_NODE)
             self.target_shown = None
             return
         color = np.asarray(TARGET_COLOR)
-        if target.faces is None or len(target.faces) == 0:
-            handle = self.scene.add_point_cloud(TARGET_NODE, np.asarray(target.vertices, dtype=np.float32),
-                                                colors=tuple(int(255 * c) for c in color), point_size=0.008)
+        if target.faces is None or len(target.faces) == 0 or mode == "overlay":
+            # Over the face the target is drawn as points: two see-through surfaces that nearly
+            # coincide (a good fit) flicker into each other.
+            points = np.asarray(target.vertices, dtype=np.float32)
+            if len(points) > TARGET_POINTS:  # a fixed subset: enough to see the target, the face still visible
+                points = points[np.random.default_rng(0).choice(len(points), TARGET_POINTS, replace=False)]
+            handle = self.scene.add_point_cloud(TARGET_NODE, points, colors=TARGET_POINT_COLOR,
+                                                point_size=TARGET_POINT_SIZE, point_shape="circle")
         else:
-            opacity = TARGET_OPACITY if mode == "overlay" else 1.0
-            handle = self.scene.add_glb(TARGET_NODE, glb_bytes(target.vertices, target.faces, color, opacity))
+            handle = self.scene.add_glb(TARGET_NODE, glb_bytes(target.vertices, target.faces, color))
         self._handles[TARGET_NODE] = handle
         self.target_shown = f"{target.key}:{mode}"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -25,7 +26,7 @@ import numpy as np
 from imface.generate import face_landmarks
 from imface.pretrained import Pretrained
 from imface.viewer.codes import FaceState, LatentSpace
-from imface.viewer.colors import COLOR_MODES, ERROR_MAX_MM, Painted, Target, paint
+from imface.viewer.colors import BLEND_CONTRAST, COLOR_MODES, ERROR_MAX_MM, Painted, Target, paint
 from imface.viewer.fits import FitsFolder
 from imface.viewer.gui import Controls
 from imface.viewer.library import Library, Roots
@@ -35,12 +36,27 @@ from imface.viewer.worker import COARSE_RESOLUTION, SETTLE_SECONDS, Drawn, Extra
 LOCALHOST = "127.0.0.1"
 
 
+class _HandshakeFilter(logging.Filter):
+    """Drops the websocket server's traceback for a connection closed before its handshake (a tab
+    closed while it connected, a port probe): nothing went wrong in the viewer."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "opening handshake failed"
+
+
+def _quiet_handshakes() -> None:
+    logger = logging.getLogger("websockets.server")
+    if not any(isinstance(f, _HandshakeFilter) for f in logger.filters):
+        logger.addFilter(_HandshakeFilter())
+
+
 @dataclass
 class Display:
     """How the face is drawn: colour mode, blend field, top of the error scale, what is shown, landmarks."""
 
     color: str = "plain"
     blend_field: str = "template"
+    blend_contrast: float = BLEND_CONTRAST
     error_max_mm: float = ERROR_MAX_MM
     show: str = "face"
     landmarks: frozenset[str] = field(default_factory=frozenset)
@@ -91,6 +107,7 @@ class Viewer:
         # viser (and its web server) load only when a viewer starts: `imface --help` stays quick
         import viser
 
+        _quiet_handshakes()
         with contextlib.redirect_stdout(io.StringIO()):  # viser's own banner: the CLI prints the address itself
             self.server = viser.ViserServer(host=self.host, port=self.port, label="imface", verbose=False)
         self.server.gui.configure_theme(control_width="large", show_logo=False, dark_mode=False)
@@ -164,7 +181,7 @@ class Viewer:
         with self._lock:
             display, target = self.display, self.target
         painted = paint(self.pretrained, drawn.mesh, drawn.face, display.color, blend_field=display.blend_field,
-                        target=target, error_max_mm=display.error_max_mm)
+                        blend_contrast=display.blend_contrast, target=target, error_max_mm=display.error_max_mm)
         with self._draw_lock:
             if self.scene is not None:
                 self.scene.show_face(drawn.mesh.key, drawn.mesh.resolution, drawn.mesh.vertices, drawn.mesh.faces,

@@ -6,7 +6,7 @@ import pytest
 
 from imface.generate import blend_colors, evaluate_at, template_colors
 from imface.viewer.codes import LatentSpace
-from imface.viewer.colors import PLAIN_COLOR, Target, blend_fields, paint, target_errors
+from imface.viewer.colors import PLAIN_COLOR, Target, blend_fields, paint, sharpen, target_errors
 from imface.viewer.worker import extract_face
 
 
@@ -32,9 +32,12 @@ def test_template_and_blend_colours_are_the_generate_module_s(tiny, face_and_mes
     assert template.colors.std(axis=0).min() > 0.01  # the colours vary over the face
     assert "model" in mesh.fields  # kept on the mesh for the next mode
     for field in ("template", "identity"):
-        painted = paint(tiny, mesh, face, "blend", blend_field=field)
+        painted = paint(tiny, mesh, face, "blend", blend_field=field, blend_contrast=1.0)
         assert np.allclose(painted.colors, blend_colors(values[f"{field}_weights"]), atol=1e-6)
-        assert field in painted.note
+        assert field in painted.note and "power" not in painted.note
+    sharp = paint(tiny, mesh, face, "blend", blend_contrast=8.0)
+    assert np.allclose(sharp.colors, blend_colors(sharpen(values["template_weights"], 8.0)), atol=1e-6)
+    assert "to the power 8" in sharp.note
     assert {"template", "identity"} <= set(blend_fields(tiny, mesh, face))
 
 
@@ -67,3 +70,12 @@ def test_error_without_a_target_and_an_unknown_mode(tiny, face_and_mesh):
     assert "no target" in paint(tiny, mesh, face, "error").note
     with pytest.raises(ValueError, match="colour mode"):
         paint(tiny, mesh, face, "rainbow")
+
+
+def test_sharpened_weights_keep_the_dominant_field_and_sum_to_one():
+    weights = np.array([[0.3, 0.25, 0.2, 0.15, 0.1], [0.2, 0.2, 0.2, 0.2, 0.2]])
+    assert np.allclose(sharpen(weights, 1.0), weights)
+    sharp = sharpen(weights, 16.0)
+    assert np.allclose(sharp.sum(axis=1), 1.0)
+    assert sharp[0, 0] > 0.9 and np.array_equal(sharp.argmax(axis=1), weights.argmax(axis=1))
+    assert np.allclose(sharp[1], 0.2)  # a tie stays a tie

@@ -9,7 +9,8 @@ import numpy as np
 import trimesh
 
 from imface.viewer.colors import Target
-from imface.viewer.scene import FACE_NODE, LANDMARK_NODE, TARGET_NODE, SceneView, glb_bytes
+from imface.viewer.scene import (FACE_NODE, LANDMARK_NODE, TARGET_NODE, TARGET_POINTS, SceneView, glb_bytes,
+                                  srgb_to_linear)
 
 
 def _document(data: bytes) -> dict:
@@ -41,17 +42,10 @@ def test_glb_holds_the_mesh_its_colours_and_normals():
     loaded = trimesh.load(io.BytesIO(data), file_type="glb", force="mesh", process=False)
     assert np.allclose(loaded.vertices, sphere.vertices, atol=1e-6)
     assert np.array_equal(loaded.faces, sphere.faces)
-    assert np.allclose(_accessor(data, 2, np.float32).reshape(-1, 3), colors, atol=1e-6)
+    assert np.allclose(_accessor(data, 2, np.float32).reshape(-1, 3), srgb_to_linear(colors), atol=1e-6)
     normals = _accessor(data, 1, np.float32).reshape(-1, 3)
     assert np.allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-5)
     assert np.all(np.sum(normals * sphere.vertices, axis=1) > 0.9)  # outward on a sphere
-
-
-def test_a_see_through_glb_blends():
-    sphere = trimesh.creation.icosphere(subdivisions=1)
-    material = _document(glb_bytes(sphere.vertices, sphere.faces, np.ones(3), opacity=0.4))["materials"][0]
-    assert material["alphaMode"] == "BLEND" and np.isclose(material["pbrMetallicRoughness"]["baseColorFactor"][3], 0.4)
-    assert "alphaMode" not in _document(glb_bytes(sphere.vertices, sphere.faces, np.ones(3)))["materials"][0]
 
 
 class FakeHandle:
@@ -99,6 +93,11 @@ class FakeCamera:
     pass
 
 
+def test_srgb_colours_become_linear_for_gltf():
+    assert np.allclose(srgb_to_linear(np.array([0.0, 1.0, 0.5, 0.02])), [0.0, 1.0, 0.21404, 0.02 / 12.92], atol=1e-5)
+    assert np.allclose(srgb_to_linear(np.array([-0.5, 2.0])), [0.0, 1.0])
+
+
 def test_the_scene_shows_the_face_the_target_and_landmarks():
     scene = FakeScene()
     view = SceneView(scene)
@@ -114,11 +113,15 @@ def test_the_scene_shows_the_face_the_target_and_landmarks():
     view.set_face_visible(False)
     assert scene.nodes[FACE_NODE][2].visible is False
     target = Target("t", "a target", sphere.vertices, sphere.faces)
-    view.show_target(target, "overlay")
-    assert view.target_shown == "t:overlay" and TARGET_NODE in scene.nodes
-    assert _document(scene.nodes[TARGET_NODE][1]["data"])["materials"][0]["alphaMode"] == "BLEND"
+    view.show_target(target, "alone")
+    assert view.target_shown == "t:alone" and scene.nodes[TARGET_NODE][0] == "glb"
+    view.show_target(target, "overlay")  # over the face: its points, no second surface to flicker with it
+    assert view.target_shown == "t:overlay" and scene.nodes[TARGET_NODE][0] == "points"
     view.show_target(Target("p", "points", sphere.vertices, None), "alone")
     assert scene.nodes[TARGET_NODE][0] == "points"
+    many = Target("m", "many points", np.random.default_rng(0).uniform(size=(TARGET_POINTS + 500, 3)), None)
+    view.show_target(many, "alone")
+    assert len(scene.nodes[TARGET_NODE][1]["points"]) == TARGET_POINTS
     view.show_target(target, "hidden")
     assert TARGET_NODE not in scene.nodes and view.target_shown is None
     view.show_landmarks({"observed": np.zeros((5, 3)), "template": np.ones((5, 3))})

@@ -100,3 +100,11 @@ def test_ctrl_c_stops_serve_forever_cleanly(tiny):
     timer.join()
     with socket.socket() as probe:
         assert probe.connect_ex((LOCALHOST, port)) != 0
+
+
+def test_a_connection_closed_before_its_handshake_is_not_an_error(viewer, caplog):
+    with socket.create_connection((LOCALHOST, _port(viewer))):
+        pass  # a port probe, or a tab closed while connecting
+    with _tab(viewer) as tab:  # the server goes on
+        assert len(tab.recv(timeout=10)) > 0
+    assert not [r for r in caplog.records if "handshake" in r.getMessage()]
