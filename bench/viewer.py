@@ -136,6 +136,18 @@ class HeadlessChromium:
             time.sleep(pause)
         self.send("Input.dispatchMouseEvent", type="mouseReleased", x=end[0], y=end[1], button="left", clickCount=1)
 
+    def button(self, label: str) -> None:
+        """Click the page's button ``label`` (also one in a folded folder)."""
+        found = self.evaluate("(() => { const b = [...document.querySelectorAll('button')].find("
+                              f"b => b.innerText.trim() === {json.dumps(label)}); if (b) b.click(); return !!b; }})()")
+        if not found:
+            raise RuntimeError(f"no button {label!r} on the page")
+
+    def downloads_to(self, folder: Path) -> None:
+        """Save the page's downloads in ``folder`` without asking."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(folder))
+
     def screenshot(self) -> bytes:
         """The page as PNG bytes."""
         return base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"])

@@ -1,7 +1,8 @@
 """``imface view`` in a real browser (slow): the command on the tiny model, the page in headless
 Chromium (Debian's ``chromium``, ``make browser``), a slider moved with the keyboard and the mouse
 through the page's own controls; the server draws a new mesh, the screenshot is not blank and is
-kept in the test's folder (viewer-before.png, viewer-after.png); Ctrl-C stops the command."""
+kept in the test's folder (viewer-before.png, viewer-after.png), the page's downloads (a PNG
+rendered by the browser, the mesh as PLY) land in downloads/ there; Ctrl-C stops the command."""
 from __future__ import annotations
 
 import io
@@ -18,6 +19,8 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+
+from imface.io.mesh import read_mesh
 
 pytestmark = pytest.mark.slow
 
@@ -95,6 +98,18 @@ def test_a_slider_moved_in_chromium_changes_the_mesh(trained_tiny, tmp_path):
         time.sleep(2.0)
         after = browser.screenshot()
         (tmp_path / "viewer-after.png").write_bytes(after)
+
+        downloads = tmp_path / "downloads"
+        browser.downloads_to(downloads)
+        browser.button("Download screenshot (PNG)")  # the browser renders it for the server, which sends it back
+        browser.button("Download mesh")
+        deadline = time.monotonic() + 60
+        while len(list(downloads.glob("*.p*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)  # let the files finish
+        png = np.asarray(Image.open(downloads / "mean-face-edited.png"))
+        assert png.shape[2] == 4 and (png[..., 3] > 0).mean() > 0.01  # the face on a transparent background
+        assert len(read_mesh(downloads / "mean-face-edited.ply").vertices) > 100
 
         pixels = _canvas_pixels(after, 1280)
         background = np.median(pixels.reshape(-1, 3), axis=0)
