@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from imface.errors import ImfaceError
 from imface.generate import face_landmarks
 from imface.pretrained import Pretrained
 from imface.viewer.codes import FaceState, LatentSpace
@@ -34,6 +36,21 @@ from imface.viewer.scene import SHOW_MODES, TARGET_MODES, SceneView
 from imface.viewer.worker import COARSE_RESOLUTION, SETTLE_SECONDS, Drawn, Extractor
 
 LOCALHOST = "127.0.0.1"
+#: :meth:`Viewer.show`'s default target: keep the one shown.
+KEEP = object()
+
+
+def check_host(host: str) -> None:
+    """ImfaceError unless this machine can serve on ``host`` (viser would wait forever)."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as err:
+        raise ImfaceError(None, f"--host {host!r} is not an address ({err})") from None
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address[0], 0))  # any port: only the interface is checked (a taken --port moves on)
+        except OSError as err:
+            raise ImfaceError(None, f"--host {host!r}: this machine cannot serve on it ({err.strerror})") from None
 
 
 class _HandshakeFilter(logging.Filter):
@@ -107,6 +124,7 @@ class Viewer:
         # viser (and its web server) load only when a viewer starts: `imface --help` stays quick
         import viser
 
+        check_host(self.host)
         _quiet_handshakes()
         with contextlib.redirect_stdout(io.StringIO()):  # viser's own banner: the CLI prints the address itself
             self.server = viser.ViserServer(host=self.host, port=self.port, label="imface", verbose=False)
@@ -150,13 +168,13 @@ class Viewer:
 
     # ----- what is shown --------------------------------------------------------------------------
 
-    def show(self, state: FaceState, target: Target | None | bool = False, note: str = "") -> int:
-        """Draw ``state`` (the sliders follow). ``target``: the surface to compare with from now on
-        (None: no target; left out: keep the current one). Returns the request's number."""
+    def show(self, state: FaceState, target: Any = KEEP, note: str = "") -> int:
+        """Draw ``state`` (the sliders follow). ``target``: the :class:`Target` to compare with from
+        now on, or None (none); left out, the current one stays. Returns the request's number."""
         with self._lock:
             self.state = state
-            if target is not False:
-                self.target, self.target_note = target, note  # type: ignore[assignment]
+            if target is not KEEP:
+                self.target, self.target_note = target, note
             if self.controls is not None:
                 self.controls.sync(state)
             return self.extractor.request(state.face(self.space, self.pretrained.device))

@@ -14,7 +14,8 @@ from websockets.sync.client import connect
 
 from imface.viewer.codes import face_key
 from imface.viewer.scene import LANDMARK_NODE
-from imface.viewer.server import LOCALHOST, Viewer
+from imface.errors import ImfaceError
+from imface.viewer.server import LOCALHOST, Viewer, check_host
 
 
 @pytest.fixture
@@ -108,3 +109,12 @@ def test_a_connection_closed_before_its_handshake_is_not_an_error(viewer, caplog
     with _tab(viewer) as tab:  # the server goes on
         assert len(tab.recv(timeout=10)) > 0
     assert not [r for r in caplog.records if "handshake" in r.getMessage()]
+
+
+def test_an_address_this_machine_cannot_serve_on_is_one_line(tiny):
+    for host in ("999.1.1.1", "192.0.2.1"):  # not an address; a documentation address no interface has
+        viewer = Viewer(tiny, host=host, port=0)
+        with pytest.raises(ImfaceError, match=f"--host '{host}'"):
+            viewer.start()
+        viewer.stop()
+    check_host(LOCALHOST)
