@@ -62,15 +62,15 @@ class Controls:
             self.id_sliders = [self._slider(f"identity {i + 1}", "identity", i) for i in range(space.identity.count)]
         with self.gui.add_folder("Expression"):
             self.neutral = self.gui.add_checkbox("neutral (no expression code)", initial_value=True)
-            self.neutral.on_update(self._guarded(lambda _: self.viewer.show(
-                replace(self.viewer.state, neutral=bool(self.neutral.value)))))
+            self.neutral.on_update(self._guarded(lambda _: self.viewer.edit(
+                lambda state: replace(state, neutral=bool(self.neutral.value)))))
             self.exp_sliders = [self._slider(f"expression {i + 1}", "expression", i)
                                 for i in range(space.expression.count)]
 
     def _slider(self, label: str, kind: str, index: int) -> Any:
         slider = self.gui.add_slider(label, min=-SIGMA_RANGE, max=SIGMA_RANGE, step=SIGMA_STEP, initial_value=0.0)
-        slider.on_update(self._guarded(lambda _: self.viewer.show(
-            self.viewer.state.with_coordinate(kind, index, float(slider.value)))))
+        slider.on_update(self._guarded(lambda _: self.viewer.edit(
+            lambda state: state.with_coordinate(kind, index, float(slider.value)))))
         return slider
 
     def _training(self) -> None:
@@ -154,16 +154,17 @@ class Controls:
     def pick_identity(self, name: str) -> int | None:
         if name == NONE:
             return None
-        state = self.viewer.state.with_identity(self.viewer.space, self.viewer.pretrained.identity_code(name), name)
-        return self.viewer.show(state, *self._scan_target(name, self._expression_name(state)))
+        id_code = self.viewer.pretrained.identity_code(name)
+        expression = self._expression_name(self.viewer.state)
+        return self.viewer.edit(lambda state: state.with_identity(self.viewer.space, id_code, name),
+                                *self._scan_target(name, expression))
 
     def pick_expression(self, key: str) -> int | None:
         if key == NONE:
             return None
         exp_code, neutral = self.viewer.pretrained.expression_code(key)
-        state = self.viewer.state.with_expression(self.viewer.space, exp_code, neutral, key)
-        identity = str(self.identity.value)
-        return self.viewer.show(state, *self._scan_target(identity, key))
+        return self.viewer.edit(lambda state: state.with_expression(self.viewer.space, exp_code, neutral, key),
+                                *self._scan_target(str(self.identity.value), key))
 
     def pick_fit(self, name: str) -> int | None:
         fits = self.viewer.fits

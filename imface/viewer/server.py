@@ -179,6 +179,12 @@ class Viewer:
                 self.controls.sync(state)
             return self.extractor.request(state.face(self.space, self.pretrained.device))
 
+    def edit(self, change: Callable[[FaceState], FaceState], target: Any = KEEP, note: str = "") -> int:
+        """Draw ``change(current state)``, read and replaced at once: two controls moved together
+        (two tabs) both count. ``target`` and ``note`` as in :meth:`show`."""
+        with self._lock:
+            return self.show(change(self.state), target, note)
+
     def set_display(self, **changes: Any) -> int:
         """Change how the face is drawn (fields of :class:`Display`) and redraw it."""
         with self._lock:

@@ -8,6 +8,7 @@ import socket
 import threading
 import urllib.request
 
+import numpy as np
 import pytest
 import viser
 from websockets.sync.client import connect
@@ -118,3 +119,18 @@ def test_an_address_this_machine_cannot_serve_on_is_one_line(tiny):
             viewer.start()
         viewer.stop()
     check_host(LOCALHOST)
+
+
+def test_two_controls_moved_at_once_both_count(viewer):
+    """Two tabs dragging two sliders: each change is made on the state the other left."""
+    def drag(index: int) -> None:
+        for value in np.linspace(0.1, 1.0, 10):
+            viewer.edit(lambda state: state.with_coordinate("identity", index, float(value)))
+
+    threads = [threading.Thread(target=drag, args=(index,)) for index in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert np.allclose(viewer.state.id_coords[:2], [1.0, 1.0])
+    assert viewer.wait_idle(120)
