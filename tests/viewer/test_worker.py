@@ -74,7 +74,7 @@ def test_a_request_draws_coarse_then_refined_and_the_cache_answers_the_second_ti
 
 def test_a_newer_request_replaces_the_older_one(tiny, faces):
     recorder = Recorder()
-    extractor = _extractor(tiny, recorder, settle_seconds=5.0)  # an old request would sit waiting to refine
+    extractor = _extractor(tiny, recorder, settle_seconds=1.0)  # an old request would sit waiting to refine
     try:
         extractor.request(faces[0])
         extractor.request(faces[1])
