@@ -20,8 +20,9 @@ Frames: a target's points are in its *input frame*: the raw frame scaled to mode
 (``init_rotation``, ``init_translation``, refined by the fit when ``fit_pose``) maps the
 input frame into model space.
 
-Reading is here; the check that refuses non-faces is :mod:`imface.fitting.face_check`, and the
-scale and pose search with the crop is :mod:`imface.fitting.align`.
+Reading one scan is here; which scans the paths name, the shard and the inputs refused is
+:mod:`imface.fitting.gather`; the check that refuses non-faces is :mod:`imface.fitting.face_check`,
+and the scale and pose search with the crop is :mod:`imface.fitting.align`.
 """
 from __future__ import annotations
 
@@ -29,21 +30,17 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import trimesh
 
-from imface.contracts.dataset import MESH_NAME, read_manifest
+from imface.contracts.dataset import MESH_NAME
 from imface.errors import ImfaceError
 from imface.fitting.face_check import check_face_like
 from imface.frame import MM_PER_INPUT_UNIT, MM_PER_UNIT
 from imface.io.arrays import read_npy, read_text_table
 from imface.io.mesh import MESH_SUFFIXES, clean_mesh, read_mesh
 from imface.ops.sdf_sampling import sample_surface
-from imface.preprocess.layouts import detect_layout, discover_scans
-from imface.preprocess.run import default_align, is_complete
-from imface.preprocess.scan import PreprocessConfig, preprocess_scan, scan_output_dir
 
 POINT_SUFFIXES = (".npy", ".xyz", ".txt")
 FACE_SIZE_MM = (50.0, 500.0)  # plausible bounding-box diagonal of a face scan or part of one
@@ -152,43 +149,6 @@ def processed_target(folder: Path, name: str, identity: str, expression: str, ne
         landmarks=landmarks, processed=folder.resolve(),
         raw_meta=meta if isinstance(meta, dict) and "model_to_raw" in meta else None, reference=mesh,
     )
-
-
-def _dataset_targets(root: Path, split: str, names: Sequence[str] | None, rng: np.random.Generator,
-                     kind: str = "processed") -> list[FitTarget]:
-    manifest = read_manifest(root)
-    by_name = manifest.by_name
-    if names:
-        unknown = [n for n in names if n not in by_name]
-        if unknown:
-            raise ImfaceError(root / "manifest.json", f"no scan named {', '.join(unknown[:5])}")
-        chosen = list(names)
-    else:
-        chosen = {"train": list(manifest.train), "test": list(manifest.test), "all": sorted(by_name)}.get(split)
-        if chosen is None:
-            raise ImfaceError(None, f"--split must be train, test or all, got {split!r}")
-        if not chosen:
-            raise ImfaceError(root / "manifest.json", f"the {split} split is empty; pass --split or --scans")
-    return [processed_target(manifest.folder(n), n, by_name[n].identity, by_name[n].expression, by_name[n].neutral,
-                             rng, kind) for n in chosen]
-
-
-def _raw_dataset_targets(root: Path, work_dir: Path, unit: str, names: Sequence[str] | None,
-                         rng: np.random.Generator) -> list[FitTarget]:
-    """Preprocess raw scans with landmarks into ``work_dir/_preprocessed`` and load them."""
-    scans = discover_scans(root)
-    if names:
-        scans = [s for s in scans if s.name in set(names)]
-    # The alignment the layout needs, as imface preprocess chooses it (FaceScape TU models: none).
-    config = PreprocessConfig(unit=None if unit in ("auto", "model") else unit, align=default_align(detect_layout(root)))
-    out = work_dir / "_preprocessed"
-    targets = []
-    for scan in scans:  # per-scan file work, not a hot path
-        if not is_complete(scan, out, config):
-            preprocess_scan(scan, out, config)
-        targets.append(processed_target(scan_output_dir(out, scan), scan.name, scan.identity, scan.expression,
-                                        scan.neutral, rng, kind="raw_landmarks"))
-    return targets
 
 
 def _read_point_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -309,63 +269,3 @@ def file_target(path: Path, name: str, unit: str, pose: str, neutral: str) -> Fi
         surface_normals=None if normals is None else np.asarray(normals, dtype=np.float32),
         reference=reference, fit_pose=fit_pose, unit=unit, raw_to_input=raw_to_input,
     )
-
-
-def _is_processed_scan(folder: Path) -> bool:
-    return (folder / "surface_points.npy").is_file() and (folder / "space_points.npy").is_file()
-
-
-def gather_targets(inputs: str | Path | Sequence[str | Path], *, work_dir: Path, split: str = "test",
-                   scans: Sequence[str] | None = None, unit: str = "auto", pose: str = "auto",
-                   neutral: str = "auto") -> list[FitTarget]:
-    """Every scan to fit, in input order (see the module docstring for what is accepted)."""
-    paths = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
-    if not paths:
-        raise ImfaceError(None, "no input given")
-    rng = np.random.default_rng(0)
-    targets: list[FitTarget] = []
-    for path in paths:
-        if not path.exists():
-            raise ImfaceError(path, "input not found")
-        if path.is_dir() and (path / "manifest.json").is_file():
-            targets += _dataset_targets(path, split, scans, rng)
-        elif path.is_dir() and _is_processed_scan(path):
-            meta = {}
-            try:
-                meta = json.loads((path / "meta.json").read_text())
-            except (OSError, ValueError):
-                pass
-            name = f"{path.parent.name}/{path.name}"
-            expression, known = _names(meta.get("expression"))
-            flag = bool(meta.get("neutral", known if known is not None else neutral == "yes"))
-            targets.append(processed_target(path, name, str(meta.get("identity", path.parent.name)),
-                                            expression, flag, rng))
-        elif path.is_file() and path.suffix.lower() in (".csv", ".json"):
-            targets += _raw_dataset_targets(path, work_dir, unit, scans, rng)
-        elif path.is_file():
-            targets.append(file_target(path, path.stem, unit, pose, neutral))
-        else:
-            try:
-                layout = detect_layout(path)
-            except ImfaceError:
-                layout = None
-            # FaceScape-like folders need landmark vertex ids, which fit does not take: preprocess
-            # them first, or they are fitted as landmark-free meshes below.
-            if layout in ("builtin", "list"):
-                targets += _raw_dataset_targets(path, work_dir, unit, scans, rng)
-                continue
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in POINT_SUFFIXES + MESH_SUFFIXES
-                           and "_preprocessed" not in p.parts)
-            if not files:
-                raise ImfaceError(path, "no processed dataset, raw dataset, meshes or point files found")
-            for file in files:
-                name = file.relative_to(path).with_suffix("").as_posix()
-                if not scans or name in scans:
-                    targets.append(file_target(file, name, unit, pose, neutral))
-    names = [t.name for t in targets]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ImfaceError(None, f"two inputs share the scan name(s) {', '.join(duplicates[:5])}")
-    if not targets:
-        raise ImfaceError(paths[0], "no scans selected")
-    return targets

@@ -9,6 +9,8 @@ import trimesh
 
 from imface.baselines.io import build_baselines, load_model
 from imface.contracts.dataset import read_manifest
+from imface.contracts.fits import read_fits_index
+from imface.errors import ImfaceError
 from imface.eval.evaluate import evaluate_folder
 from imface.fitting.baseline import fit_baseline_inputs
 from imface.io.mesh import read_mesh
@@ -83,3 +85,26 @@ def test_cli_takes_either_data_or_inputs(baseline, tmp_path, capsys):
     assert run_cli("baseline", "fit", "--model", str(model_path), "--in", str(tmp_path / "cm.ply"), "--unit", "cm",
                 "--out", str(tmp_path / "o")) == 0
     assert "(cm)" in capsys.readouterr().out
+
+
+def test_one_non_face_among_faces_is_one_line_and_the_faces_are_written(baseline, tmp_path, capsys):
+    model_path, scan = baseline
+    mesh = read_mesh(scan / "mesh.ply")
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for name, shift in (("a", 0.0), ("c", 4.0)):
+        trimesh.Trimesh(100 * mesh.vertices + shift, mesh.faces, process=False).export(scans / f"{name}.ply")
+    np.save(scans / "b.npy", np.column_stack([np.random.default_rng(0).uniform(-50, 50, (500, 2)), np.zeros(500)]))
+    out = tmp_path / "fits"
+    assert run_cli("baseline", "fit", "--model", str(model_path), "--in", str(scans), "--unit", "mm",
+                   "--scan-points", "2000", "--out", str(out)) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [line for line in captured.err.splitlines() if "b.npy" in line]
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"refused: {scans / 'b.npy'}: ") and "plane" in line
+    assert "baseline fit: 2 fitted, 1 refused, 0 failed" in captured.out
+    assert sorted(p.parent.name for p in out.glob("*/fit.json")) == ["a", "c"]
+    assert [e["name"] for e in read_fits_index(out)["scans"]] == ["a", "c"]
+    with pytest.raises(ImfaceError, match="plane"):  # the library without a report: after the faces, its line
+        fit_baseline_inputs(model_path, [scans], tmp_path / "again", unit="mm", points=2000)
+    assert (tmp_path / "again/c/fit.json").is_file()

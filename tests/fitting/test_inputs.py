@@ -1,4 +1,5 @@
-"""Turning user inputs into fitting targets: datasets, scan folders, meshes, point files, units, poses."""
+"""Reading one input into a fitting target: meshes, point files, units, poses, bad files, non-faces.
+(Datasets, folders, shards and the refusals of a batch: tests/fitting/test_gather.py.)"""
 from __future__ import annotations
 
 import numpy as np
@@ -6,36 +7,7 @@ import pytest
 import trimesh
 
 from imface.errors import ImfaceError
-from imface.fitting.inputs import detect_unit, file_target, gather_targets
-from tests.synthetic_processed import write_synthetic_dataset
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_synthetic_dataset(tmp_path_factory.mktemp("faces"), num_identities=3, test_identities=1,
-                                   surface_points=300, space_points=200)
-
-
-def test_processed_dataset_splits_and_scan_selection(data_dir, tmp_path):
-    test = gather_targets(data_dir, work_dir=tmp_path)
-    assert [t.name for t in test] == ["003/1_neutral", "003/2_smile", "003/3_jaw_open"]
-    assert [t.neutral for t in test] == [True, False, False] and test[1].expression == "smile"
-    assert len(gather_targets(data_dir, work_dir=tmp_path, split="all")) == 9
-    chosen = gather_targets(data_dir, work_dir=tmp_path, scans=["001/2_smile"])
-    (target,) = chosen
-    assert target.surface_points.shape == (300, 3) and target.space_sdf.shape == (200,)
-    np.testing.assert_allclose(target.surface_points, np.load(data_dir / "001/2_smile/surface_points.npy"))
-    assert target.landmarks.shape == (5, 3) and target.processed == (data_dir / "001/2_smile").resolve()
-    assert not target.fit_pose and target.reference is not None
-    with pytest.raises(ImfaceError, match="no scan named 009/1_x"):
-        gather_targets(data_dir, work_dir=tmp_path, scans=["009/1_x"])
-    with pytest.raises(ImfaceError, match="split"):
-        gather_targets(data_dir, work_dir=tmp_path, split="val")
-
-
-def test_one_processed_scan_folder(data_dir, tmp_path):
-    (target,) = gather_targets(data_dir / "002/1_neutral", work_dir=tmp_path)
-    assert target.name == "002/1_neutral" and target.identity == "002" and target.neutral
+from imface.fitting.inputs import detect_unit, file_target
 
 
 @pytest.mark.parametrize("unit,factor", [("model", 1.0), ("mm", 100.0), ("cm", 10.0), ("m", 0.1)])
@@ -72,18 +44,6 @@ def test_point_files_with_and_without_normals(tmp_path):
     np.testing.assert_allclose(c.surface_points, points, atol=1e-6)
 
 
-def test_named_mesh_files_give_identity_and_expression(tmp_path):
-    (tmp_path / "007").mkdir()
-    sphere = trimesh.creation.icosphere(subdivisions=2, radius=90.0)  # mm
-    sphere.export(tmp_path / "007/3_smile.obj")
-    sphere.export(tmp_path / "007/1_neutral.obj")
-    targets = gather_targets(tmp_path, work_dir=tmp_path / "out", unit="mm")
-    assert [(t.name, t.identity, t.expression, t.neutral) for t in targets] == [
-        ("007/1_neutral", "007", "neutral", True), ("007/3_smile", "007", "smile", False)]
-    assert all(t.kind == "raw_mesh" and t.unit == "mm" and t.fit_pose for t in targets)
-    assert targets[0].reference[0].max() == pytest.approx(0.9, abs=1e-6)  # the mesh, in model units
-
-
 def test_bad_files(tmp_path):
     np.save(tmp_path / "empty.npy", np.zeros((0, 3)))
     np.save(tmp_path / "cols.npy", np.zeros((10, 4)))
@@ -96,8 +56,6 @@ def test_bad_files(tmp_path):
         with pytest.raises(ImfaceError, match=problem) as err:
             file_target(tmp_path / name, "x", "auto", "auto", "auto")
         assert str(tmp_path / name) in str(err.value)
-    with pytest.raises(ImfaceError, match="input not found"):
-        gather_targets(tmp_path / "missing", work_dir=tmp_path)
 
 
 def test_inputs_that_are_not_faces_are_refused(tmp_path):
