@@ -63,25 +63,34 @@ def fit(
 ) -> None:
     """Fit a baseline to processed scans (--data) or to raw meshes and point sets (--in).
 
-    Score the fits with imface eval --fits OUT: both write a fits folder (fits.json).
+    Score the fits with imface eval --fits OUT: both write a fits folder (fits.json). With --in, an
+    input refused (not a face, a bad file) or failed is one line, the others are fitted, and the
+    exit code is 2.
     """
     from imface.baselines import fit_baseline  # heavy imports here keep `imface --help` fast
     from imface.baselines.io import write_baseline_index
     from imface.baselines.selection import select_scans
     from imface.contracts.dataset import read_manifest
     from imface.fitting.baseline import fit_baseline_inputs
+    from imface.fitting.gather import InputReport
 
     scan_points = renamed(scan_points, old_points, "--scan-points", "--points", 20000)
     if (data is None) == (not inputs):
         raise ImfaceError(None, "give either --data (a processed dataset) or --in (raw meshes or point sets)")
     if inputs:
+        report = InputReport()
         rows = fit_baseline_inputs(model, inputs, out, unit=unit, pose=pose, points=scan_points, seed=seed,
-                                   preview=preview)
+                                   preview=preview, report=report)
         for row in rows if progress else []:
             found = row["alignment"]
             scale = "" if found is None else f", {found['mm_per_input_unit']:.4g} mm per input unit ({row['unit']})"
             typer.echo(f"fitted {row['name']}: rms {row['rms']:.4g} ({row['seconds']:.1f} s{scale})")
-        typer.echo(f"score with: imface eval --fits {out}")
+        for problem in report.problems:
+            typer.echo(problem.line, err=True)
+        typer.echo(f"baseline fit: {len(rows)} fitted, {len(report.with_status('refused'))} refused, "
+                   f"{len(report.with_status('failed'))} failed" + (f"; score with: imface eval --fits {out}" if rows else ""))
+        if report.problems:
+            raise typer.Exit(2)
         return
     manifest = read_manifest(data)
     names = select_scans(manifest, split, name_list(scans, "--scans"))

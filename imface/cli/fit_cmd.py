@@ -8,7 +8,7 @@ import typer
 
 from imface.cli.deprecated import hidden, note, renamed
 from imface.cli.options import MODEL_DETAIL, check_device, model_folder, opt
-from imface.cli.parsing import name_list
+from imface.cli.parsing import name_list, parse_shard
 from imface.config import (DEFAULT_FIT_CODE_PRIOR, DEFAULT_FIT_EXP_CODE_PRIOR, DEFAULT_FIT_LR, DEFAULT_FIT_ROBUST_MM,
                            DEFAULT_FIT_SPACE_POINTS, DEFAULT_SCALE_SWEEP)
 from imface.errors import ImfaceError
@@ -54,24 +54,37 @@ def fit(
                                     "scale (the search alone mistakes a person's size for the unit); 0: off."),
     preview: bool = opt("--preview", False, "A preview.png per scan (target | fit | error, front and side) and a "
                         "contact sheet OUT/preview.png."),
-    progress: bool = opt("--progress", detail="One line per scan as its batch finishes."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Part of the scans to process: i/n, part i (0-based) of "
+                                        "n. Of the sorted scans (of the identities with --same-identity), e.g. a job "
+                                        "array's index; the parts may write one --out at once."),
+    progress: bool = opt("--progress", detail="A bar over the scans and one line per scan as its batch finishes."),
     old_points: Optional[int] = hidden("--points"),
 ) -> None:
-    """Fit new scans to codes. Re-running skips scans already fitted with the same settings."""
-    from imface.fitting.run import fit as run_fit  # heavy imports here keep `imface --help` fast
+    """Fit new scans to codes. Re-running skips scans already fitted with the same settings.
+
+    A scan refused (not a face, a bad file) or failed is one line; the others are fitted, and the
+    exit code is 2 when any was refused or failed.
+    """
+    # heavy imports here keep `imface --help` fast
+    from imface.fitting.gather import InputReport
+    from imface.fitting.run import fit as run_fit
 
     check_device(device)
+    part = parse_shard(shard)
     surface_points = renamed(surface_points, old_points, "--surface-points", "--points", 2048)
     sources, split, names = _sources(data, list(inputs or []), split, name_list(scans, "--scans"))
     robust_distance = None if robust is None else robust / MM_PER_UNIT  # None: the fitter's default for the inputs
+    report = InputReport()
     results = run_fit(model_folder(model), sources, out, same_identity=same_identity, steps=steps,
                       points=surface_points, space_points=space_points, lr=lr, landmarks=landmarks,
                       resolution=resolution, split=split,
                       scans=names, neutral=neutral, unit=unit, pose=pose, device=device, batch_size=batch_size,
                       seed=seed, preview=preview, progress=progress, robust_distance=robust_distance,
                       code_prior=code_prior, exp_code_prior=exp_code_prior, scale_lr=scale_lr,
-                      scale_sweep=scale_sweep)
-    _report(results, out, preview, progress)
+                      scale_sweep=scale_sweep, shard=part, report=report, progress_bar=progress)
+    _report(results, report, out, preview, progress, part)
+    if report.problems:
+        raise typer.Exit(2)
 
 
 def _sources(data: Path | None, inputs: list[Path], split: str,
@@ -96,20 +109,25 @@ def _sources(data: Path | None, inputs: list[Path], split: str,
     return ([data] if data is not None else []) + inputs, split, names
 
 
-def _report(results: list, out: Path, preview: bool, progress: bool) -> None:
-    """Skipped scans (the fitter prints each scan it fits), then one summary line."""
-    from imface.contracts.fits import PREVIEW_NAME, read_fit  # heavy imports here keep `imface --help` fast
+def _report(results: list, report, out: Path, preview: bool, progress: bool, shard: tuple[int, int] | None) -> None:
+    """Skipped scans and, without --progress, the refused and failed ones (the fitter prints each
+    scan it fits and, with --progress, each problem as it happens), then one summary line."""
+    # heavy imports here keep `imface --help` fast
+    from imface.contracts.fits import PREVIEW_NAME, read_fit
+    from imface.fitting.run import metrics_text
 
     for result in results:
         if progress and result.skipped:
-            # Against the input as fitted (cropped): its noise, holes' borders and any clutter left
-            # inside the crop count, so this reads higher than the preview's median fit-to-input distance.
-            chamfer = "" if not result.metrics else f"  chamfer to the input {result.metrics['chamfer_mm']:.3f} mm"
             typer.echo(f"{result.name}: skipped (already fitted)  loss "
-                       f"{result.losses.get('total', float('nan')):.4g}{chamfer}")
+                       f"{result.losses.get('total', float('nan')):.4g}{metrics_text(result.metrics)}")
+    for problem in [] if progress else report.problems:
+        typer.echo(problem.line, err=True)
     # The robust distance the fitter resolved for these inputs (the default depends on their kind).
     used = (read_fit(results[0].folder) or {}).get("settings", {}) if results else {}
     robust_mm = float(used.get("robust_distance", 0.0)) * MM_PER_UNIT
     robust_text = f"robust data term {robust_mm:g} mm" if robust_mm > 0 else "robust data term off"
-    typer.echo(f"{len(results)} scan(s) in {out}; {robust_text}"
-               + (f"; pictures: {out / PREVIEW_NAME}" if preview else ""))
+    skipped = sum(result.skipped for result in results)
+    part = "" if shard is None else f", shard {shard[0]}/{shard[1]}"
+    typer.echo(f"fit: {len(results) - skipped} fitted, {skipped} skipped (already fitted), "
+               f"{len(report.with_status('refused'))} refused, {len(report.with_status('failed'))} failed{part}; "
+               f"{len(results)} scan(s) in {out}; {robust_text}" + (f"; pictures: {out / PREVIEW_NAME}" if preview else ""))
