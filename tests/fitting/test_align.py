@@ -10,6 +10,7 @@ from imface.errors import ImfaceError
 from imface.fitting.align import crop_to_model_sphere, prepare_poses, rescale_target, unit_of_scale
 from imface.fitting.inputs import file_target, processed_target
 from imface.ops.rigid import random_rotation
+from scipy.spatial.transform import Rotation
 from tests.baselines import make_face
 from tests.synthetic_processed import write_synthetic_dataset
 
@@ -20,9 +21,13 @@ def data_dir(tmp_path_factory):
                                    surface_points=300, space_points=200)
 
 
-def test_unit_of_a_found_scale():
+def test_unit_of_a_found_scale_names_units_within_a_persons_size():
+    # model units per input unit: a face 10-20% larger or smaller than the mean face is still in mm
     assert unit_of_scale(0.0101) == "mm" and unit_of_scale(0.0985) == "cm" and unit_of_scale(10.1) == "m"
-    assert unit_of_scale(1.0) == "model" and unit_of_scale(0.43) == "arbitrary" and unit_of_scale(0.0103) == "arbitrary"
+    assert unit_of_scale(0.0085) == "mm" and unit_of_scale(0.012) == "mm" and unit_of_scale(0.118) == "cm"
+    assert unit_of_scale(1.0) == "model" and unit_of_scale(0.43) == "arbitrary"
+    assert unit_of_scale(0.0131) == "arbitrary" and unit_of_scale(0.0079) == "arbitrary"
+    assert unit_of_scale(0.254) == "arbitrary" and unit_of_scale(0.0254 / 10) == "arbitrary"  # inches, tenths
 
 
 def _template_and_face(tmp_path, scale: float, rotation: np.ndarray, clutter: bool):
@@ -94,3 +99,58 @@ def test_a_refined_scale_rescales_the_input_frame(tmp_path):
     assert target.alignment["mm_per_input_unit"] == pytest.approx(100 * 0.97 * searched)
     homogeneous = np.c_[raw, np.ones(len(raw))] @ target.raw_to_input.T
     np.testing.assert_allclose(homogeneous[:, :3], target.reference[0], rtol=1e-6, atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def shipped_mean_face():
+    """The shipped model's mean face: its front points (template) and its mesh (a real face shape,
+    unlike the synthetic one, which reads about the same upside down), model units."""
+    from imface.fitting.outputs import load_model
+    from imface.fitting.run import _mean_face_front
+    from imface.generate import face_mesh
+
+    loaded = load_model(None, "cpu")
+    model = loaded.model.eval().requires_grad_(False)
+    mesh = face_mesh(model, loaded.code_stats["id_mean"], loaded.code_stats["exp_mean"], True, resolution=64)
+    return _mean_face_front(model, loaded.code_stats), mesh
+
+
+@pytest.mark.parametrize("frame,view", [("z-up", "looks along -y, up +z"), ("upside down", "looks along +z, up -y"),
+                                        ("turned left", "looks along +x, up +y")])
+def test_faces_exported_in_other_frames_are_found(tmp_path, shipped_mean_face, frame, view):
+    turns = {"z-up": ("x", 90), "upside down": ("z", 180), "turned left": ("y", 90)}
+    axis, degrees = turns[frame]
+    rotation = Rotation.from_euler(axis, degrees, degrees=True).as_matrix() @ random_rotation(np.random.default_rng(5), 12.0)
+    template, mesh = shipped_mean_face
+    trimesh.Trimesh(100.0 * mesh.vertices @ rotation.T + [30.0, -10.0, 20.0], mesh.faces).export(tmp_path / "s.ply")
+    target = file_target(tmp_path / "s.ply", "s", "auto", "auto", "auto")
+    prepare_poses([target], lambda: template)
+    assert target.alignment["frame"] == view and target.unit == "mm"
+    angle = np.degrees(np.arccos(np.clip((np.trace(target.init_rotation @ rotation) - 1) / 2, -1, 1)))
+    assert angle < 3.0
+
+
+def test_a_named_unit_is_fitted_at_that_unit_and_the_persons_size_is_reported(tmp_path):
+    # a person 12% larger than the mean face, in mm: the unit is named, not mistaken for 0.89 mm
+    rotation = random_rotation(np.random.default_rng(4), 20.0)
+    template = _template_and_face(tmp_path, 112.0, rotation, clutter=False)
+    target = file_target(tmp_path / "s.ply", "s", "auto", "auto", "auto")
+    prepare_poses([target], lambda: template)
+    assert target.unit == "mm" and target.raw_to_input[0, 0] == pytest.approx(0.01, rel=1e-9)
+    assert not target.fit_scale  # a named unit's scale is known: no sweep or refinement of it
+    assert target.alignment["size_vs_mean_face"] == pytest.approx(1.12, abs=0.03)
+    assert min(target.alignment["margins"].values()) > 0
+    moved = target.surface_points @ target.init_rotation.T + target.init_translation
+    nose = moved[np.argmax(moved[:, 2])]
+    assert np.linalg.norm(nose[:2]) < 0.05  # the larger face is centred on the mean face, not shifted off it
+
+
+def test_a_refusal_names_the_failed_measures_and_the_direction(tmp_path):
+    template, _ = make_face(np.zeros(6), step=0.03)
+    ball = trimesh.creation.icosphere(subdivisions=4, radius=0.9)
+    ball.export(tmp_path / "ball.ply")
+    target = file_target(tmp_path / "ball.ply", "ball", "auto", "auto", "auto")
+    with pytest.raises(ImfaceError, match="no face found: .*looks along") as err:
+        prepare_poses([target], lambda: template)
+    margins = err.value.measures["margins"]
+    assert min(margins.values()) < 0 and set(margins) == {"nose_coverage", "coverage", "residual", "protrusion"}

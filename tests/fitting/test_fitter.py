@@ -122,7 +122,8 @@ def test_partial_point_cloud_without_normals_lowers_the_surface_sdf(tiny, tmp_pa
     history = [json.loads(line) for line in (tmp_path / "fits/scan/loss_history.jsonl").read_text().splitlines()]
     assert len(history) == FAST["steps"] and history[0]["normal"] == 0.0
     assert np.mean([h["sdf"] for h in history[-5:]]) < 0.9 * history[0]["sdf"]
-    assert results[0].metrics is None and not (tmp_path / "fits/scan/mesh_raw.ply").exists()
+    # a point set is scored within its footprint, in mm (given unit); no raw mesh: it has no faces to map back
+    assert results[0].metrics["distance_unit"] == "mm" and not (tmp_path / "fits/scan/mesh_raw.ply").exists()
 
 
 def test_landmark_free_raw_mesh_recovers_the_rigid_pose(tiny, tmp_path):

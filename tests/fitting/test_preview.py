@@ -30,7 +30,10 @@ def test_preview_pictures_for_meshes_and_point_sets(tiny, tmp_path):
     summary = evaluate_folder(out, num_points=5000)
     assert [r.name for r in summary.scored] == ["001/1_neutral", "cloud"]
     cloud = summary.scored[1].metrics
-    assert cloud["chamfer_mm"] > 0 and cloud["normal_consistency"] is None and cloud["footprint_chamfer_mm"] is None
+    # a raw input is scored within its footprint, both ways, as fit.json scores it
+    assert cloud["chamfer_mm"] > 0 and cloud["input_to_fit_mm"] > 0 and cloud["fit_to_input_mm"] > 0
+    assert cloud["chamfer_mm"] == (cloud["input_to_fit_mm"] + cloud["fit_to_input_mm"]) / 2
+    assert cloud["distance_unit"] in ("mm", "input units")
     assert summary.overall["count"] == 2 and summary.overall["normal_consistency"]["mean"] > 0
     assert write_eval_sheet(summary).stat().st_size > 10_000
     # the demo's figure: the same rows, front view
