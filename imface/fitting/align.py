@@ -80,6 +80,10 @@ def face_margins(measures: dict[str, float]) -> dict[str, float]:
             for name, limit in FACE_LIMITS.items()}
 
 
+#: The frame name of an upright input (:func:`_frame_name`).
+UPRIGHT = "looks along +z, up +y"
+
+
 def _frame_name(rotation: np.ndarray) -> str:
     """Which way an input looks, from the rotation taking it onto the upright mean face (3, 3)."""
     view = rotation.T @ np.array([0.0, 0.0, 1.0])  # the face's view direction in the input's frame

@@ -23,7 +23,7 @@ from imface.contracts.fits import CODES_NAME, PREVIEW_NAME, read_fit, read_fits_
 from imface.devices import resolve_device
 from imface.errors import ImfaceError
 from imface.fitting import code_space
-from imface.fitting.align import prepare_poses, rescale_target
+from imface.fitting.align import UPRIGHT, prepare_poses, rescale_target
 from imface.fitting.fitter import optimise
 from imface.fitting.gather import InputProblem, InputReport, ScanInput, list_inputs, raise_problems, read_input
 from imface.fitting.inputs import FitTarget
@@ -316,8 +316,10 @@ def _progress_line(target: FitTarget, result: ScanFit, seconds: float) -> str:
     """The one line printed per fitted scan."""
     found = target.alignment
     aligned = "" if found is None else (
-        f", {found['mm_per_input_unit']:.4g} mm per input unit ({found['unit']}), "
-        f"alignment residual {found['residual_mm']:.2f} mm, coverage {100 * found['coverage']:.0f}%"
+        f", {found['mm_per_input_unit']:.4g} mm per input unit ({found['unit']})"
+        + ("" if found.get("size_vs_mean_face") is None else f", person {found['size_vs_mean_face']:.3f} x the mean face")
+        + ("" if found.get("frame", UPRIGHT) == UPRIGHT else f", {found['frame']}")
+        + f", alignment residual {found['residual_mm']:.2f} mm, coverage {100 * found['coverage']:.0f}%"
         + ("" if "scale_sweep" not in found else
            f", scale {found['scale_sweep']['chosen']:.3f} x the search's, chosen by "
            f"{len(found['scale_sweep']['factors'])} short fits"))

@@ -21,7 +21,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 #: Hidden positional arguments that only carry an old spelling: (verb, parameter name).
 HIDDEN_ARGUMENTS = {("check-data", "old_data")}
 #: Verbs that load a model or train one: each takes --device.
-DEVICE_VERBS = {"train", "fit", "extract", "correspond", "sample", "interpolate", "transfer", "benchmark"}
+DEVICE_VERBS = {"train", "fit", "extract", "correspond", "sample", "interpolate", "transfer", "benchmark", "view"}
 
 
 def _commands() -> dict[str, typing.Any]:
