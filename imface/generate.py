@@ -68,7 +68,8 @@ def evaluate_at(pretrained: Pretrained, points: np.ndarray, face: Face, chunk: i
     """Model intermediates at given points, chunked and without autograd.
 
     points: (N, 3) model units. Returns float32 arrays: ``sdf`` (N,), ``template_points`` p''
-    (N, 3), ``template_weights`` and ``identity_weights`` (N, k) blend weights.
+    (N, 3), ``template_weights``, ``identity_weights`` and (not for the joint model)
+    ``expression_weights`` (N, k) blend weights.
     """
     check_face(pretrained, face)
     device = pretrained.device
@@ -82,6 +83,8 @@ def evaluate_at(pretrained: Pretrained, points: np.ndarray, face: Face, chunk: i
             out = pretrained.model.evaluate(batch, id_codes, exp_codes, neutral)
             for key in parts:
                 parts[key].append(getattr(out, key)[0].float().cpu().numpy())
+            if out.expression_weights is not None:
+                parts.setdefault("expression_weights", []).append(out.expression_weights[0].float().cpu().numpy())
     return {key: np.concatenate(values) for key, values in parts.items()}
 
 

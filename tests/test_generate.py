@@ -63,8 +63,12 @@ def test_extracted_mesh_lies_on_the_zero_level(pretrained):
     face = resolve_face(pretrained, "001")
     mesh = extract_scan_mesh(pretrained, face.id_code, face.exp_code, face.neutral, 40)
     assert len(mesh.faces) > 100
-    sdf = evaluate_at(pretrained, mesh.vertices, face)["sdf"]
+    values = evaluate_at(pretrained, mesh.vertices, face)
+    sdf = values["sdf"]
     assert np.abs(sdf).max() < 2.0 / 39 * np.sqrt(3)  # within one grid cell diagonal
+    # each field's blend weights per point sum to one (the expression field's too: not the joint model)
+    for key in ("template_weights", "identity_weights", "expression_weights"):
+        assert values[key].shape[0] == len(mesh.vertices) and np.allclose(values[key].sum(axis=1), 1.0, atol=1e-4)
     colors, errors = mesh_colors(pretrained, mesh.vertices, face, "error", target=(mesh.vertices, mesh.faces))
     assert np.allclose(errors, 0.0, atol=1e-6) and colors.shape == (len(mesh.vertices), 3)
     blend, _ = mesh_colors(pretrained, mesh.vertices, face, "blend")
