@@ -58,7 +58,7 @@ def test_the_shipped_models_faces_in_every_frame_and_unit_are_taken_and_non_face
     for face in sample_faces(pretrained.code_stats, 2, seed=3):  # with expressions
         mesh = face_mesh(model, face.id_code, face.exp_code, face.neutral, resolution=96)
         meshes[f"shipped:{face.name}"] = (mesh.vertices, mesh.faces)
-    template = _mean_face_front(model, pretrained.code_stats.to_tensors())
+    template = _mean_face_front(model, {k: v.float() for k, v in pretrained.code_stats.to_tensors().items()})
     wrong = []
     for case in build_faces(meshes, tmp_path / "faces") + build_non_faces(tmp_path / "other"):
         for unit in ("auto",) + ((case.unit,) if case.face and case.unit != "arbitrary" else ()):
