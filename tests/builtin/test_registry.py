@@ -16,8 +16,10 @@ def test_unknown_source_is_one_line_naming_it():
     assert str(err.value) == "nope: unknown face source; expected one of bfm, ict"
 
 
-def test_the_registry_maps_bfm_and_ict():
-    assert SOURCES == {"bfm": load_bfm_source, "ict": load_ict_source}
+def test_the_registry_maps_bfm_and_ict_to_their_loaders():
+    assert list(SOURCES) == ["bfm", "ict"]
+    assert SOURCES["bfm"].loader is load_bfm_source and SOURCES["ict"].loader is load_ict_source
+    assert SOURCES["bfm"].local_copy is None and SOURCES["ict"].local_copy  # only ICT has --source
 
 
 def test_load_source_ict_from_a_local_copy(ict_clone, tmp_path):

@@ -60,3 +60,16 @@ def test_a_missing_source_is_one_line(tmp_path, capsys, monkeypatch):
     assert code == 2
     assert err.splitlines() == [f"error: {missing}: no such file or folder"]
     assert not (tmp_path / "out").exists()
+
+
+def test_data_commands_come_from_the_registry_with_the_same_options():
+    """One command per registered source; the same options, --source only where a local copy exists."""
+    import typer.main
+
+    from imface.builtin.registry import SOURCES
+
+    group = typer.main.get_command(app)
+    assert sorted(group.commands) == sorted(SOURCES)
+    names = {name: {p.name for p in group.commands[name].params} for name in SOURCES}
+    assert names["ict"] - names["bfm"] == {"source"} and names["bfm"] <= names["ict"]
+    assert group.commands["ict"].help == SOURCES["ict"].summary
