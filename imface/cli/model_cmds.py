@@ -12,11 +12,12 @@ from typing import Any, List, Optional
 import typer
 
 from imface.cli.deprecated import hidden, renamed, renamed_flag
-from imface.cli.options import MODEL_DETAIL, check_device, opt, required
+from imface.cli.options import MODEL_DETAIL, check_device, model_of_faces, model_of_fits, opt, required
 from imface.cli.parsing import name_list
 from imface.errors import ImfaceError
 
 _MODEL = opt("--model", None, MODEL_DETAIL)
+_FACES_MODEL = opt("--model", None, MODEL_DETAIL[:-1] + "; with FITS_DIR:SCAN faces, the one their fits folder names).")
 _OUT = opt("--out", ..., "The meshes, faces.json and the contact sheet.")
 _UNIT = opt("--unit", "model", "Of the written meshes: model (1 = 100 mm) | mm.")
 _PREVIEW = opt("--preview", True, "A contact sheet OUT/sheet.png.")
@@ -27,18 +28,6 @@ def _load(model: Path | None, device: str):
     from imface.pretrained import load_pretrained  # heavy imports here keep `imface --help` fast
 
     return load_pretrained(model, device=check_device(device))  # None: the shipped model
-
-
-def _model_of(model: Path | None, fits: Path) -> Path:
-    """--model, or without it the model the fits folder was made with (its fits.json names it)."""
-    from imface.contracts.fits import read_fits_index  # imports torch: kept out of `imface --help`
-
-    if model is not None:
-        return model
-    named = read_fits_index(fits).get("model")
-    if not named:
-        raise ImfaceError(fits, "the fits folder names no model; pass --model")
-    return Path(named)
 
 
 def _report(summary: dict, out: Path, preview: bool) -> None:
@@ -106,7 +95,7 @@ def extract(
         raise ImfaceError(None, "give exactly one of --fits, --identity (with --expression) or --codes")
     if blend_field not in ("template", "identity"):
         raise ImfaceError(None, f"--blend-field must be template or identity, got {blend_field!r}")
-    pretrained = _load(_model_of(model, fits) if fits is not None else model, device)
+    pretrained = _load(model_of_fits(model, fits) if fits is not None else model, device)
     faces, targets = _extract_faces(pretrained, fits, name_list(scans, "--scans"), identity, expression, codes,
                                     with_targets=color == "error" and target is None)
     if target is not None:
@@ -169,7 +158,7 @@ def correspond(
     preview = renamed_flag(preview, old_render, "--preview", "--render", True)
     if metrics_on not in ("all", "listed"):
         raise ImfaceError(None, f"--metrics-on must be all or listed, got {metrics_on!r}")
-    pretrained = _load(_model_of(model, fits), device)
+    pretrained = _load(model_of_fits(model, fits), device)
     names = [s.name for s in load_fits(fits)]
     summary = run_correspondence(pretrained, fits, out, parse_pairs(pairs, names), metric_pairs=metrics_on,
                                  render=preview)
@@ -214,7 +203,7 @@ def sample(
 
 
 def interpolate(
-    model: Optional[Path] = _MODEL,
+    model: Optional[Path] = _FACES_MODEL,
     out: Path = _OUT,
     start: str = typer.Option(..., "--from", help="Face at the start: IDENTITY or IDENTITY+EXPRESSION (training "
                               "names), or FITS_DIR:SCAN."),
@@ -235,14 +224,14 @@ def interpolate(
 
     count = renamed(count, old_steps, "--count", "--steps", 5)
     unit = renamed(unit, old_units, "--unit", "--units", "model")
-    pretrained = _load(model, device)
+    pretrained = _load(model_of_faces(model, [start, end]), device)
     faces = interpolate_faces(resolve_face(pretrained, start), resolve_face(pretrained, end), count)
     _report(generate_meshes(pretrained, faces, out, resolution=resolution, units=unit, fmt=fmt, sheet=preview,
                             title=f"{start} -> {end}", progress=progress), out, preview)
 
 
 def transfer(
-    model: Optional[Path] = _MODEL,
+    model: Optional[Path] = _FACES_MODEL,
     out: Path = _OUT,
     identity_from: str = typer.Option(..., "--identity-from", help="Face giving z_id (IDENTITY, IDENTITY+EXPRESSION "
                                       "or FITS_DIR:SCAN)."),
@@ -261,7 +250,7 @@ def transfer(
     from imface.generate import generate_meshes, resolve_face, transfer_face
 
     unit = renamed(unit, old_units, "--unit", "--units", "model")
-    pretrained = _load(model, device)
+    pretrained = _load(model_of_faces(model, [identity_from, *expression_from]), device)
     source = resolve_face(pretrained, identity_from)
     faces = [source]
     for spec in expression_from:

@@ -81,6 +81,33 @@ def model_folder(model: Path | None) -> Path:
     return model
 
 
+def model_of_fits(model: Path | None, fits: Path) -> Path:
+    """--model, or without it the model the fits folder was made with (its fits.json names it)."""
+    from imface.contracts.fits import read_fits_index  # imports torch: kept out of ``imface --help``
+
+    if model is not None:
+        return model
+    named = read_fits_index(fits).get("model")
+    if not named:
+        raise ImfaceError(fits, "the fits folder names no model; pass --model")
+    return Path(named)
+
+
+def model_of_faces(model: Path | None, specs: list[str]) -> Path | None:
+    """--model, or without it the model of the fits folders that faces given as ``FITS_DIR:SCAN``
+    come from (None, the shipped model, when no face comes from a fits folder). Fits made with
+    different models cannot be mixed without --model: their codes mean different faces."""
+    if model is not None:
+        return model
+    folders = {Path(spec.rpartition(":")[0]) for spec in specs if ":" in spec}
+    folders = {folder for folder in folders if folder.is_dir()}  # as resolve_face reads them
+    models = {str(model_of_fits(None, folder)): folder for folder in sorted(folders)}
+    if len(models) > 1:
+        a, b = list(models.values())[:2]
+        raise ImfaceError(b, f"its fits were made with another model than those of {a}; pass --model")
+    return Path(next(iter(models))) if models else None
+
+
 def required(value: Any, option: str) -> Any:
     """``value`` of an option that is required but can also come under an old spelling."""
     if value is None:

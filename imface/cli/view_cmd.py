@@ -6,8 +6,7 @@ from typing import Optional
 
 import typer
 
-from imface.cli.model_cmds import _model_of
-from imface.cli.options import MODEL_DETAIL, check_device, model_folder, opt
+from imface.cli.options import MODEL_DETAIL, check_device, model_folder, model_of_fits, opt
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -29,7 +28,7 @@ def view(
     from imface.pretrained import load_pretrained
     from imface.viewer.server import Viewer
 
-    folder = model_folder(_model_of(model, fits) if fits is not None and model is None else model)
+    folder = model_folder(model_of_fits(model, fits) if fits is not None and model is None else model)
     pretrained = load_pretrained(folder, device=check_device(device))
     viewer = Viewer(pretrained, fits=fits, data=data, host=host, port=port, resolution=resolution,
                     log=typer.echo if progress else None)

@@ -91,6 +91,22 @@ def test_sample_interpolate_transfer(cli, model, tmp_path):
     assert (tmp_path / "t" / "sheet.png").is_file()
 
 
+def test_faces_from_fits_use_the_fits_model_without_model(cli, model, trained_tiny, tmp_path):  # noqa: F811
+    """interpolate / transfer with FITS_DIR:SCAN faces and no --model: the fits' model, not the shipped one."""
+    fits = make_fits(load_pretrained(model), trained_tiny[0], tmp_path / "fits", scans=("001/2_smile",), resolution=32)
+    cli("interpolate", "--from", f"{fits}:001/2_smile", "--to", "002", "--count", "2", "--out", tmp_path / "i",
+        "--resolution", "32", "--no-preview")
+    cli("transfer", "--identity-from", "002", "--expression-from", f"{fits}:001/2_smile", "--out", tmp_path / "t",
+        "--resolution", "32", "--no-preview")
+    for out in ("i", "t"):
+        assert json.loads((tmp_path / out / "faces.json").read_text())["model"] == str(load_pretrained(model).path)
+    other = shutil.copytree(fits, tmp_path / "other")
+    index = json.loads((other / "fits.json").read_text())
+    (other / "fits.json").write_text(json.dumps({**index, "model": str(tmp_path / "another-model")}))
+    mixed = cli("interpolate", "--from", f"{fits}:001/2_smile", "--to", f"{other}:001/2_smile", "--out", tmp_path / "m")
+    assert "made with another model" in str(mixed.exception) and "pass --model" in str(mixed.exception)
+
+
 def test_bad_inputs_are_one_line_errors(cli, model, tmp_path):
     missing = cli("extract", "--model", tmp_path / "nope", "--identity", "001", "--out", tmp_path / "o")
     assert "no such model folder" in str(missing.exception)
