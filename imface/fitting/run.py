@@ -31,7 +31,7 @@ from imface.fitting.outputs import ScanFit, index_entry, load_model, read_scan_f
 from imface.fitting.preview import stack_previews
 from imface.weights import model_label
 from imface.fitting.scale_sweep import sweep_scales
-from imface.frame import MM_PER_UNIT
+from imface.frame import MM_PER_INPUT_UNIT, MM_PER_UNIT
 from imface.generate import face_mesh
 
 
@@ -78,7 +78,8 @@ def fit(model_or_path, inputs, out_dir, *, same_identity: bool = False, steps: i
     """
     _check_options(steps=steps, points=points, space_points=space_points, resolution=resolution,
                    batch_size=batch_size, lr=lr, scale_lr=scale_lr, scale_sweep=scale_sweep,
-                   robust_distance=robust_distance, code_basis=code_basis, shard=shard)
+                   robust_distance=robust_distance, code_basis=code_basis, shard=shard, unit=unit, pose=pose,
+                   neutral=neutral)
     device = resolve_device(device)
     out_dir = Path(out_dir)
     loaded = load_model(model_or_path, device)
@@ -254,8 +255,9 @@ class _Batch:
 
 def _check_options(*, steps: int, points: int, space_points: int, resolution: int, batch_size: int, lr: float,
                    scale_lr: float, scale_sweep: int, robust_distance: float | None, code_basis: str,
-                   shard: tuple[int, int] | None = None) -> None:
-    """One ImfaceError line for the first option out of its range."""
+                   shard: tuple[int, int] | None = None, unit: str = "auto", pose: str = "auto",
+                   neutral: str = "auto") -> None:
+    """One ImfaceError line for the first option out of its range, before the model loads."""
     for name, value, low in (("--steps", steps, 1), ("--points", points, 16), ("--space-points", space_points, 1),
                              ("--resolution", resolution, 16),
                              ("batch_size", batch_size, 1)):
@@ -273,6 +275,12 @@ def _check_options(*, steps: int, points: int, space_points: int, resolution: in
         raise ImfaceError(None, f"--code-basis must be one of {', '.join(code_space.CODE_BASES)}, got {code_basis!r}")
     if shard is not None and not 0 <= shard[0] < shard[1]:
         raise ImfaceError(None, f"--shard {shard[0]}/{shard[1]}: expected i/n with 0 <= i < n, e.g. 0/4")
+    for name, value, choices in (("--unit", unit, ("auto", *MM_PER_INPUT_UNIT)), ("--pose", pose, ("auto", "fit", "none")),
+                                 ("--neutral", neutral, ("auto", "yes", "no"))):
+        if value not in choices:
+            raise ImfaceError(None, f"{name} must be one of {' | '.join(choices)}, got {value!r}")
+    if pose == "none" and unit == "auto":
+        raise ImfaceError(None, "--pose none needs a given --unit (auto finds the scale together with the pose)")
 
 
 def _mean_face_front(model: torch.nn.Module, code_stats: dict[str, torch.Tensor]) -> np.ndarray:

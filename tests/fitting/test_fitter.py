@@ -342,7 +342,8 @@ def test_the_scale_is_refined_only_where_the_search_found_it(tiny):
 
 @pytest.mark.parametrize("option, value, flag", [("robust_distance", -1.0, "--robust"), ("scale_lr", -0.1, "--scale-lr"),
                                                  ("code_basis", "spherical", "--code-basis"), ("lr", 0.0, "--lr"),
-                                                 ("scale_sweep", 2, "--scale-sweep")])
+                                                 ("scale_sweep", 2, "--scale-sweep"), ("unit", "inch", "--unit"),
+                                                 ("pose", "guess", "--pose"), ("neutral", "maybe", "--neutral")])
 def test_bad_fit_options_are_refused_before_the_model_loads(tmp_path, option, value, flag):
     # The model path does not exist: a check after loading would name the model instead.
     with pytest.raises(ImfaceError) as err:

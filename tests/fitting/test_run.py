@@ -29,6 +29,9 @@ def _target(name: str, identity: str) -> FitTarget:
     ({"steps": 0}, "--steps must be >= 1"), ({"points": 8}, "--points must be >= 16"), ({"lr": 0.0}, "--lr must be > 0"),
     ({"scale_sweep": 2}, "--scale-sweep must be 0"), ({"robust_distance": -1.0}, "--robust must be >= 0"),
     ({"code_basis": "other"}, "--code-basis must be one of"), ({"shard": (2, 2)}, "--shard 2/2: expected i/n"),
+    ({"unit": "inch"}, "--unit must be one of auto | model | mm | cm | m, got 'inch'"),
+    ({"pose": "guess"}, "--pose must be one of"), ({"neutral": "maybe"}, "--neutral must be one of"),
+    ({"pose": "none"}, "--pose none needs a given --unit"),
 ])
 def test_options_out_of_range_are_refused(change, message):
     _check_options(**GOOD)
