@@ -254,7 +254,8 @@ def write_scan_outputs(model: torch.nn.Module, target: FitTarget, codes: tuple[t
     if preview and len(mesh.faces):
         from imface.fitting.preview import write_preview  # moderngl loads only when pictures are asked for
 
-        write_preview(folder, target.name, target_vertices, target_faces, np.asarray(mesh.vertices), np.asarray(mesh.faces))
+        write_preview(folder, target.name, target_vertices, target_faces, np.asarray(mesh.vertices), np.asarray(mesh.faces),
+                      metrics)
     losses = {k: float(v) for k, v in zip(TERMS, history[-1])}
     write_fit(folder, {
         "name": target.name, "source": str(target.source), "kind": target.kind, "steps": settings.steps,

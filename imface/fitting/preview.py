@@ -62,10 +62,20 @@ def column_labels(views: tuple[str, ...] = ("front", "side")) -> list[str]:
 
 
 def write_preview(folder: Path, name: str, target_vertices: np.ndarray, target_faces: np.ndarray | None,
-                  fit_vertices: np.ndarray, fit_faces: np.ndarray) -> tuple[list[np.ndarray], str]:
-    """Write ``folder/preview.png`` (one row, front and side); returns the row and its label."""
+                  fit_vertices: np.ndarray, fit_faces: np.ndarray,
+                  metrics: dict | None = None) -> tuple[list[np.ndarray], str]:
+    """Write ``folder/preview.png`` (one row, front and side); returns the row and its label.
+
+    The label gives the fit's median distance to the input: the one of ``metrics`` (the fit's
+    footprint figure, ``fit_to_input_median_mm``, as the fit's printed line) when it has it, else
+    that of the fit's surface inside the input's crop, as drawn."""
     cells, median = preview_row(target_vertices, target_faces, fit_vertices, fit_faces)
-    label = f"{name}\nmedian fit-to-input {median:.2f} mm"
+    footprint = (metrics or {}).get("fit_to_input_median_mm")
+    if footprint is not None:
+        unit = (metrics or {}).get("distance_unit") or "mm"
+        label = f"{name}\nmedian fit-to-input {footprint:.3g} {unit} (over the input)"
+    else:
+        label = f"{name}\nmedian fit-to-input {median:.2f} mm"
     save_png(folder / PREVIEW_NAME, contact_sheet([cells], row_labels=[label], col_labels=column_labels()))
     return cells, label
 

@@ -45,3 +45,21 @@ def test_preview_pictures_for_meshes_and_point_sets(tiny, tmp_path):
     assert not (plain / "001/1_neutral/preview.png").exists()
     (again,) = fit(loaded, data_dir, plain, scans=["001/1_neutral"], preview=True, **FAST)
     assert not again.skipped and (plain / "001/1_neutral/preview.png").is_file()
+
+
+def test_the_preview_label_gives_the_fits_footprint_figure_when_it_has_one(tmp_path, monkeypatch):
+    """A raw fit's label is its printed footprint median (the fit's completion past a partial
+    input is no error); without it, the median over the fit as drawn."""
+    import trimesh
+
+    from imface.fitting import preview
+
+    monkeypatch.setattr(preview, "save_png", lambda path, image: None)
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.5)
+    vertices, faces = np.asarray(sphere.vertices), np.asarray(sphere.faces)
+    _, label = preview.write_preview(tmp_path, "scan", vertices, faces, vertices * 1.01, faces,
+                                     {"fit_to_input_median_mm": 0.1234, "distance_unit": "mm"})
+    assert label == "scan\nmedian fit-to-input 0.123 mm (over the input)"
+    _, plain = preview.write_preview(tmp_path, "scan", vertices, faces, vertices * 1.01, faces)
+    assert plain.startswith("scan\nmedian fit-to-input ") and "over the input" not in plain
+    assert 0.3 < float(plain.split()[-2]) < 0.6  # the drawn fit is 1% (0.5 mm) off the input
