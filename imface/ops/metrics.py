@@ -107,6 +107,8 @@ class ReconstructionMetrics:
     reconstruction samples whose projection along the viewing axis (+z) falls on the
     ground truth (:func:`imface.ops.footprint.inside_footprint`) counting toward accuracy
     and precision; footprint_fraction: the share of reconstruction samples inside.
+    icp_on_footprint: the ICP was fitted with the reconstruction samples over the ground
+    truth only (see :func:`evaluate_reconstruction`).
     """
 
     chamfer_mm: float
@@ -128,6 +130,7 @@ class ReconstructionMetrics:
     footprint_accuracy_mm: float | None = None
     footprint_fraction: float | None = None
     footprint_fscore: tuple[float, ...] | None = None
+    icp_on_footprint: bool = False
 
     @property
     def chamfer_units(self) -> float:
@@ -165,6 +168,11 @@ class ReconstructionMetrics:
         return values
 
 
+#: The ICP is fitted on the reconstruction's part over the ground truth when at least this share of
+#: it is there (a reconstruction mostly beside its ground truth is aligned as a whole).
+ICP_MIN_FOOTPRINT_SHARE = 0.5
+
+
 def evaluate_reconstruction(
     rec_vertices: np.ndarray,
     rec_faces: np.ndarray,
@@ -193,6 +201,11 @@ def evaluate_reconstruction(
             seeded by ``seed``, so identical meshes give identical samples.
         align: "icp" moves the reconstruction samples onto the ground truth samples
             (up to ``icp_iterations`` Kabsch updates); "none" compares them as they are.
+            With a ground-truth mesh, the ICP is fitted with the reconstruction samples over
+            it (its footprint along ``footprint_direction``) when at least half of them are:
+            surface past the scan's border or over its holes has nothing to match, and would
+            drag the whole face toward the border (a reconstruction 1 cm wider than its scan
+            was moved 2.5 mm and its completeness doubled).
         icp_points: the transform is fitted with this many (seeded, random) of the
             reconstruction samples against all ground-truth samples, which is several
             times faster and about as accurate; None uses them all.
@@ -218,10 +231,15 @@ def evaluate_reconstruction(
         gt_points, gt_normals = sample_surface(gt_vertices, gt_faces, num_points, np.random.default_rng(seed))
     gt_tree = cKDTree(gt_points)
     rotation, translation, iterations, converged = np.eye(3), np.zeros(3), 0, False
+    on_footprint = False
     if align == "icp":
         fit_points = rec_points
         if icp_points is not None and icp_points < num_points:
             fit_points = rec_points[np.random.default_rng(seed).choice(num_points, icp_points, replace=False)]
+        if gt_faces is not None:
+            over = inside_footprint(fit_points, gt_vertices, gt_faces, footprint_direction)
+            if over.mean() >= ICP_MIN_FOOTPRINT_SHARE:  # less: too far off to tell, align all of it
+                fit_points, on_footprint = fit_points[over], True
         rotation, translation, info = icp(fit_points, gt_points, iterations=icp_iterations, target_tree=gt_tree)
         rec_points = apply_rigid(rec_points, rotation, translation)
         rec_normals = rec_normals @ rotation.T
@@ -258,5 +276,6 @@ def evaluate_reconstruction(
         icp_converged=converged,
         rotation=tuple(tuple(float(v) for v in row) for row in rotation),
         translation_mm=tuple(float(v) * mm_per_unit for v in translation),
+        icp_on_footprint=on_footprint,
         **restricted,
     )

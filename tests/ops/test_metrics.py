@@ -145,3 +145,30 @@ def test_units_and_report() -> None:
         metrics.fscore_at(0.5)
     with pytest.raises(ValueError):
         evaluate_reconstruction(moved, faces, vertices, faces, num_points=10, align="sideways")
+
+
+def _height_field(x_low: float, x_high: float, steps: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    from tests.ops.meshes import face_height
+
+    vertices, faces = grid_mesh(0.5, steps)
+    vertices[:, 0] = x_low + (vertices[:, 0] + 0.5) * (x_high - x_low)
+    vertices[:, 2] = face_height(vertices[:, 0], vertices[:, 1])
+    return vertices, faces
+
+
+def test_the_icp_aligns_on_the_part_over_the_ground_truth(monkeypatch):
+    """A reconstruction that is its ground truth plus 20 mm more surface on one side: the extra
+    part has nothing to match; aligned with it, ICP drags the whole face sideways."""
+    import imface.ops.metrics as metrics
+
+    gt_vertices, gt_faces = _height_field(-0.5, 0.5)
+    rec_vertices, rec_faces = _height_field(-0.5, 0.7, steps=72)
+    kwargs = dict(num_points=20_000, icp_points=None)
+    plain = evaluate_reconstruction(rec_vertices, rec_faces, gt_vertices, gt_faces, align="none", **kwargs)
+    aligned = evaluate_reconstruction(rec_vertices, rec_faces, gt_vertices, gt_faces, **kwargs)
+    assert aligned.icp_on_footprint and np.linalg.norm(aligned.translation_mm) < 0.1
+    assert aligned.completeness_mm == pytest.approx(plain.completeness_mm, abs=0.02)
+    monkeypatch.setattr(metrics, "ICP_MIN_FOOTPRINT_SHARE", 2.0)  # the ICP on every sample, as before
+    dragged = evaluate_reconstruction(rec_vertices, rec_faces, gt_vertices, gt_faces, **kwargs)
+    assert not dragged.icp_on_footprint and np.linalg.norm(dragged.translation_mm) > 1.0
+    assert dragged.completeness_mm > aligned.completeness_mm + 0.3
