@@ -39,7 +39,7 @@ from imface.contracts.fits import TARGET_NAME, read_fit, read_fits_index
 from imface.errors import ImfaceError
 from imface.fitting.inputs import read_input_geometry
 from imface.fitting.outputs import INPUT_UNITS, footprint_metrics
-from imface.fitting.preview import preview_row, write_preview_sheet
+from imface.fitting.preview import SHEET_ROWS, preview_row, remove_pages_after, sheet_page, write_preview_sheet
 from imface.io.atomic import write_json
 from imface.io.mesh import read_mesh
 from imface.ops.ground_truth_crop import crop_like_ground_truth
@@ -330,18 +330,26 @@ def evaluate_folder(
 def write_eval_sheet(summary: EvalSummary) -> Path:
     """``<out_dir>/sheet.png``: one row per scored scan (target | reconstruction cropped like it |
     error; front and side), labelled with its Chamfer and median distance (a raw input's fit: its
-    median fit-to-input distance within the footprint, in its unit)."""
-    rows, labels = [], []
-    for result in summary.scored:
-        target_vertices, _, target_faces = read_input_geometry(Path(result.ground_truth))
-        recon = read_mesh(Path(result.reconstruction))
-        cells, median = preview_row(target_vertices, target_faces, recon.vertices, recon.faces)
-        rows.append(cells)
-        metrics, unit = result.metrics, result.metrics.get("distance_unit", "mm")
-        if "fit_to_input_median_mm" in metrics:
-            median = metrics["fit_to_input_median_mm"]
-        labels.append(f"{result.name}\nChamfer {_number(metrics['chamfer_mm'])} {unit}, median {_number(median)} {unit}")
-    return write_preview_sheet(summary.out_dir / "sheet.png", rows, labels, f"{len(rows)} scan(s) scored")
+    median fit-to-input distance within the footprint, in its unit). ``SHEET_ROWS`` scans a sheet:
+    more go to ``sheet-2.png``, ... (pages of an earlier, larger run are removed)."""
+    scored = summary.scored
+    pages = [scored[start:start + SHEET_ROWS] for start in range(0, len(scored), SHEET_ROWS)] or [[]]
+    for number, page in enumerate(pages, 1):
+        rows, labels = [], []
+        for result in page:
+            target_vertices, _, target_faces = read_input_geometry(Path(result.ground_truth))
+            recon = read_mesh(Path(result.reconstruction))
+            cells, median = preview_row(target_vertices, target_faces, recon.vertices, recon.faces)
+            rows.append(cells)
+            metrics, unit = result.metrics, result.metrics.get("distance_unit", "mm")
+            if "fit_to_input_median_mm" in metrics:
+                median = metrics["fit_to_input_median_mm"]
+            labels.append(f"{result.name}\nChamfer {_number(metrics['chamfer_mm'])} {unit}, "
+                          f"median {_number(median)} {unit}")
+        title = f"{len(scored)} scan(s) scored" + (f", sheet {number} of {len(pages)}" if len(pages) > 1 else "")
+        write_preview_sheet(sheet_page(summary.out_dir / "sheet.png", number), rows, labels, title)
+    remove_pages_after(summary.out_dir / "sheet.png", len(pages))
+    return summary.out_dir / "sheet.png"
 
 
 def _number(value: float | None) -> str:

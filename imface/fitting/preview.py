@@ -87,15 +87,36 @@ def write_preview_sheet(png: Path, rows: list[list[np.ndarray]], labels: list[st
     return png
 
 
+#: Scan rows per contact sheet: a larger folder gets several sheets (preview.png, preview-2.png, ...),
+#: so a batch of thousands of scans never builds one picture of gigabytes.
+SHEET_ROWS = 100
+
+
 def stack_previews(pngs: list[Path], png: Path) -> Path | None:
-    """The contact sheet of a fits folder: the scans' preview rows stacked (those that exist);
-    None when there are none."""
-
-
-    rows = [np.asarray(Image.open(p).convert("RGB")) for p in pngs if p.is_file()]
-    if not rows:
+    """The contact sheets of a fits folder: the scans' preview rows stacked (those that exist),
+    ``SHEET_ROWS`` to a sheet: ``png``, then ``<stem>-2.png``, ... Returns ``png``; None when
+    there are no rows."""
+    existing = [p for p in pngs if p.is_file()]
+    if not existing:
         return None
-    width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    save_png(png, np.concatenate(rows, axis=0))
+    pages = [existing[start:start + SHEET_ROWS] for start in range(0, len(existing), SHEET_ROWS)]
+    for number, page in enumerate(pages, 1):
+        rows = [np.asarray(Image.open(p).convert("RGB")) for p in page]
+        width = max(r.shape[1] for r in rows)
+        rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+        save_png(sheet_page(png, number), np.concatenate(rows, axis=0))
+    remove_pages_after(png, len(pages))
     return png
+
+
+def sheet_page(png: Path, number: int) -> Path:
+    """Page ``number`` (1-based) of the contact sheet ``png``: ``png`` itself, then ``<stem>-2.png``, ..."""
+    return png if number == 1 else png.with_name(f"{png.stem}-{number}{png.suffix}")
+
+
+def remove_pages_after(png: Path, count: int) -> None:
+    """Remove the pages past ``count`` of the sheet ``png``: those of an earlier, larger run."""
+    number = count + 1
+    while sheet_page(png, number).is_file():
+        sheet_page(png, number).unlink()
+        number += 1

@@ -12,7 +12,7 @@ from imface.fitting.run import fit
 from tests.fitting import FAST
 
 
-def test_preview_pictures_for_meshes_and_point_sets(tiny, tmp_path):
+def test_preview_pictures_for_meshes_and_point_sets(tiny, tmp_path, monkeypatch):
     data_dir, exp_dir, loaded = tiny
     np.save(tmp_path / "cloud.npy", np.load(data_dir / "004/2_smile/surface_points.npy")[:3000])
     out = tmp_path / "fits"
@@ -36,6 +36,13 @@ def test_preview_pictures_for_meshes_and_point_sets(tiny, tmp_path):
     assert cloud["distance_unit"] in ("mm", "input units")
     assert summary.overall["count"] == 2 and summary.overall["normal_consistency"]["mean"] > 0
     assert write_eval_sheet(summary).stat().st_size > 10_000
+    import imface.eval.evaluate as evaluate  # one scan a sheet: two sheets; back to 100: one again
+
+    monkeypatch.setattr(evaluate, "SHEET_ROWS", 1)
+    assert write_eval_sheet(summary) == out / "eval/sheet.png" and (out / "eval/sheet-2.png").is_file()
+    monkeypatch.undo()
+    write_eval_sheet(summary)
+    assert not (out / "eval/sheet-2.png").exists()
     # the demo's figure: the same rows, front view
     grid = np.asarray(Image.open(write_fit_grid(data_dir, out, ["001/1_neutral"], tmp_path / "grid.png")).convert("RGB"))
     assert grid.shape[1] > 3 * 200 and (grid < 200).any(axis=2).mean() > 0.05
@@ -63,3 +70,18 @@ def test_the_preview_label_gives_the_fits_footprint_figure_when_it_has_one(tmp_p
     _, plain = preview.write_preview(tmp_path, "scan", vertices, faces, vertices * 1.01, faces)
     assert plain.startswith("scan\nmedian fit-to-input ") and "over the input" not in plain
     assert 0.3 < float(plain.split()[-2]) < 0.6  # the drawn fit is 1% (0.5 mm) off the input
+
+
+def test_a_large_folder_gets_several_sheets(tmp_path, monkeypatch):
+    from imface.fitting import preview
+
+    monkeypatch.setattr(preview, "SHEET_ROWS", 2)
+    pngs = []
+    for i in range(5):
+        pngs.append(tmp_path / f"scan{i}.png")
+        Image.fromarray(np.full((10, 20 + i, 3), 40 * i, dtype=np.uint8)).save(pngs[-1])
+    (tmp_path / "preview-4.png").write_bytes(b"a page of an earlier, larger folder")
+    assert preview.stack_previews(pngs + [tmp_path / "missing.png"], tmp_path / "preview.png") == tmp_path / "preview.png"
+    heights = [np.asarray(Image.open(tmp_path / name)).shape[0] for name in ("preview.png", "preview-2.png", "preview-3.png")]
+    assert heights == [20, 20, 10] and not (tmp_path / "preview-4.png").exists()
+    assert preview.stack_previews([tmp_path / "missing.png"], tmp_path / "none.png") is None
