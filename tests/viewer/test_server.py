@@ -4,8 +4,10 @@ and reloads are served, Ctrl-C stops it cleanly."""
 from __future__ import annotations
 
 import _thread
+import signal
 import socket
 import threading
+import time
 import urllib.request
 
 import numpy as np
@@ -94,12 +96,24 @@ def test_stop_closes_the_port_and_can_be_called_twice(tiny):
 
 
 def test_ctrl_c_stops_serve_forever_cleanly(tiny):
+    # interrupt_main does nothing unless Python's own SIGINT handler is installed: an earlier test
+    # (or the runner) may have left another one, so install it for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     viewer = Viewer(tiny, port=0, resolution=32, coarse_resolution=16).start()
     port = _port(viewer)
     timer = threading.Timer(0.5, _thread.interrupt_main)  # what Ctrl-C does: KeyboardInterrupt in the main thread
-    timer.start()
-    viewer.serve_forever()  # returns instead of raising
-    timer.join()
+    watchdog = threading.Timer(30.0, viewer.stop)  # a failure, not a hang, if the interrupt never comes
+    try:
+        timer.start()
+        watchdog.start()
+        started = time.monotonic()
+        viewer.serve_forever()  # returns instead of raising
+        elapsed = time.monotonic() - started
+    finally:
+        watchdog.cancel()
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
+    assert elapsed < 20.0, "serve_forever ended by the watchdog, not by Ctrl-C"
     with socket.socket() as probe:
         assert probe.connect_ex((LOCALHOST, port)) != 0
 
