@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import trimesh
 
-from imface.contracts.fits import read_fitted_scans
+from imface.contracts.fits import fits_face, read_fitted_scans
 from imface.errors import ImfaceError
 from imface.frame import MM_PER_UNIT
 from imface.io.atomic import save_npy as save_npy_atomic
@@ -183,11 +183,10 @@ def resolve_face(pretrained: Pretrained, spec: str) -> Face:
     ``IDENTITY`` (neutral face of a training identity), ``IDENTITY+EXPRESSION`` (an expression
     key of codes.json, or ``neutral``), or ``FITS_DIR:SCAN`` (a fitted scan's codes).
     """
-    if ":" in spec:
-        folder, _, scan = spec.rpartition(":")
-        if Path(folder).is_dir():
-            fitted = read_fitted_scans(folder, [scan])[0]
-            return Face(spec, fitted.id_code.to(pretrained.device), fitted.exp_code.to(pretrained.device), fitted.neutral)
+    fitted_face = fits_face(spec)
+    if fitted_face is not None:
+        fitted = read_fitted_scans(fitted_face[0], [fitted_face[1]])[0]
+        return Face(spec, fitted.id_code.to(pretrained.device), fitted.exp_code.to(pretrained.device), fitted.neutral)
     identity, plus, expression = spec.partition("+")
     id_code = pretrained.identity_code(identity)
     exp_code, neutral = pretrained.expression_code(expression if plus else "neutral")

@@ -97,10 +97,11 @@ def model_of_faces(model: Path | None, specs: list[str]) -> Path | None:
     """--model, or without it the model of the fits folders that faces given as ``FITS_DIR:SCAN``
     come from (None, the shipped model, when no face comes from a fits folder). Fits made with
     different models cannot be mixed without --model: their codes mean different faces."""
+    from imface.contracts.fits import fits_face  # imports torch: kept out of ``imface --help``
+
     if model is not None:
         return model
-    folders = {Path(spec.rpartition(":")[0]) for spec in specs if ":" in spec}
-    folders = {folder for folder in folders if folder.is_dir()}  # as resolve_face reads them
+    folders = {face[0] for face in map(fits_face, specs) if face is not None}  # as resolve_face reads them
     models = {str(model_of_fits(None, folder)): folder for folder in sorted(folders)}
     if len(models) > 1:
         a, b = list(models.values())[:2]

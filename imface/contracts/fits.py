@@ -124,6 +124,13 @@ def fitted_codes(path: str | Path, name: str | None = None, processed: Path | No
         raise ImfaceError(path, f"not a fitted-codes file with id_code, exp_code, neutral ({err})") from None
 
 
+def fits_face(spec: str) -> tuple[Path, str] | None:
+    """``(fits folder, scan)`` of a face named ``FITS_DIR:SCAN`` on the command line, when the
+    folder exists; None for any other name (``IDENTITY``, ``IDENTITY+EXPRESSION``)."""
+    folder, colon, scan = spec.rpartition(":")
+    return (Path(folder), scan) if colon and Path(folder).is_dir() else None
+
+
 def read_fitted_scans(fits_dir: str | Path, scans: Sequence[str] | None = None) -> list[FittedCodes]:
     """The fitted scans of a fits folder (all, or those named in ``scans``, in that order)."""
     fits_dir = Path(fits_dir)
